@@ -41,5 +41,5 @@ def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Their INFO lines are per connection/query chatter; warnings still come through.
-    for noisy in ("aiormq", "aio_pika", "sqlalchemy.engine", "alembic.runtime.migration"):
+    for noisy in ("aiormq", "aio_pika", "sqlalchemy.engine", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -44,7 +43,22 @@ def current_revision_sync(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-if __name__ == "__main__":  # pragma: no cover - convenience for `python -m service.migrate`
-    import os
 
-    asyncio.run(migrate(os.environ.get("DATABASE_URL", "postgresql://postgres@localhost:5432/sample_ledger")))
+
+async def check_schema_is_current(database_url: str) -> None:
+    """Refuse to run against a schema that `migrate` has not brought to head."""
+    from alembic.script import ScriptDirectory
+
+    from service.cli import CommandFailed
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            current = await conn.run_sync(current_revision_sync)
+    finally:
+        await engine.dispose()
+    if current != head:
+        raise CommandFailed(
+            f"database schema is at {current or 'nothing'}, expected {head}: run `sample-ledger migrate` first"
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from functools import cached_property
 
 from pydantic import Field, field_validator

@@ -1,0 +1,64 @@
+"""The routing table: every exchange, queue and binding the service declares, readable at a glance.
+
+Inbound queues are quorum queues (replicated, and `x-delivery-limit` bounds any redelivery loop)
+that dead-letter to the fanout exchange `ledger.dlx`; fanout because a dead-lettered message keeps its
+original routing key, which a direct exchange would drop. Queue arguments cannot change after the
+first declaration (PRECONDITION_FAILED), so they are fixed here once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    exchange: RabbitExchange
+    queue: RabbitQueue
+    routing_key: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    ingest: RabbitExchange
+    webhooks: RabbitExchange
+    state: RabbitExchange
+    dead_letter_exchange: RabbitExchange
+    dead_letter_queue: RabbitQueue
+    chatbot: RabbitExchange
+    routes: dict[str, Route]
+
+
+def build_topology(prefix: str = "") -> Topology:
+    """All names carry `prefix` (empty in production) so tests can share a broker safely."""
+    dlx = RabbitExchange(f"{prefix}ledger.dlx", type=ExchangeType.FANOUT)
+    ingest = RabbitExchange(f"{prefix}ledger.ingest", type=ExchangeType.TOPIC)
+    webhooks = RabbitExchange(f"{prefix}ledger.webhooks", type=ExchangeType.TOPIC)
+    state = RabbitExchange(f"{prefix}ledger.state", type=ExchangeType.TOPIC)
+
+    def inbound_queue(name: str, routing_key: str) -> RabbitQueue:
+        return RabbitQueue(
+            f"{prefix}ledger.{name}",
+            queue_type=QueueType.QUORUM,
+            routing_key=routing_key,
+            arguments={"x-dead-letter-exchange": dlx.name, "x-delivery-limit": DELIVERY_LIMIT},
+        )
+
+    routes = {
+        "samples.crawled": Route("samples.crawled", ingest, inbound_queue("ingest.samples", "samples.crawled"),
+                                 "samples.crawled"),
+    }
+    return Topology(
+        ingest=ingest,
+        webhooks=webhooks,
+        state=state,
+        dead_letter_exchange=dlx,
+        dead_letter_queue=RabbitQueue(f"{prefix}ledger.dead", queue_type=QueueType.QUORUM),
+        chatbot=RabbitExchange(f"{prefix}chatbot.topic", type=ExchangeType.TOPIC),
+        routes=routes,
+    )

@@ -1,0 +1,183 @@
+"""Pure decisions about one sample: given its state and an observation, what is its new state and what
+changed. No I/O; times come in with the observation.
+
+Rules (DOMAIN.md): an observation older than the newest status already applied does not move the
+status (stale); a newer one that moves backwards is applied and flagged as a regression; a missing
+value never overwrites a known one; content is changed only by a look at the content drawer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from events.statuses import Status, is_regression
+
+# Descriptive facts an observation may carry; newer observations overwrite, older ones only fill gaps.
+FACT_FIELDS = (
+    "platform_creator_id",
+    "platform_creator_username",
+    "platform_creator_display_name",
+    "product_name",
+    "product_sku",
+    "platform_campaign_id",
+    "platform_campaign_name",
+    "stock",
+    "available_sample_count",
+    "post_rate",
+    "is_showcase",
+    "request_time_remaining",
+    "application_id",
+)
+
+
+@dataclass(frozen=True)
+class SampleState:
+    sample_id: str
+    region: str
+    platform_product_id: str
+    creator_key: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    platform_creator_id: str | None = None
+    platform_creator_username: str | None = None
+    platform_creator_display_name: str | None = None
+    product_name: str | None = None
+    product_sku: str | None = None
+    platform_campaign_id: str | None = None
+    platform_campaign_name: str | None = None
+    stock: int | None = None
+    available_sample_count: int | None = None
+    post_rate: Decimal | None = None
+    is_showcase: bool | None = None
+    request_time_remaining: str | None = None
+    application_id: str | None = None
+    status: Status | None = None
+    status_changed_at: datetime | None = None
+    status_observed_at: datetime | None = None
+    status_source: str | None = None
+    cancel_reason: str | None = None
+    content_count: int | None = None
+    content_observed_at: datetime | None = None
+
+    def fingerprint(self) -> str:
+        """Hash of every projected fact except when the sample was seen: equal means nothing changed."""
+        parts = [
+            f"{f.name}={getattr(self, f.name)!s}"
+            for f in fields(self)
+            if f.name not in ("first_seen_at", "last_seen_at")
+        ]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one source saw of one sample at one time."""
+
+    sample_id: str
+    region: str
+    platform_product_id: str
+    creator_key: str
+    observed_at: datetime
+    source: str
+    facts: dict[str, Any]
+    status: Status | None = None
+    cancel_reason: str | None = None
+    content_count: int | None = None  # None: content was not looked at
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    from_status: Status | None
+    to_status: Status
+    observed_at: datetime
+    source: str
+    regression: bool
+
+    @property
+    def first_sighting(self) -> bool:
+        return self.from_status is None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: SampleState
+    is_new: bool
+    status_change: StatusChange | None
+    stale: bool
+    content_changed: bool
+
+
+def new_sample(obs: Observation) -> SampleState:
+    return SampleState(
+        sample_id=obs.sample_id,
+        region=obs.region,
+        platform_product_id=obs.platform_product_id,
+        creator_key=obs.creator_key,
+        first_seen_at=obs.observed_at,
+        last_seen_at=obs.observed_at,
+    )
+
+
+def apply_observation(state: SampleState | None, obs: Observation) -> Outcome:
+    """Fold one observation into a sample's state."""
+    is_new = state is None
+    current = new_sample(obs) if state is None else state
+    facts_are_newer = is_new or obs.observed_at >= current.last_seen_at
+    updated = replace(
+        current,
+        first_seen_at=min(current.first_seen_at, obs.observed_at),
+        last_seen_at=max(current.last_seen_at, obs.observed_at),
+        **merge_facts(current, obs.facts, overwrite=facts_are_newer),
+    )
+    updated, change, stale = _apply_status(updated, obs)
+    updated, content_changed = _apply_content(updated, obs)
+    return Outcome(updated, is_new, change, stale, content_changed)
+
+
+def merge_facts(state: SampleState, facts: dict[str, Any], *, overwrite: bool) -> dict[str, Any]:
+    """Known values only: newer facts replace, older facts fill what is still unknown."""
+    merged: dict[str, Any] = {}
+    for name, value in facts.items():
+        if value is None or name not in FACT_FIELDS:
+            continue
+        if overwrite or getattr(state, name) is None:
+            merged[name] = value
+    return merged
+
+
+def _apply_status(state: SampleState, obs: Observation) -> tuple[SampleState, StatusChange | None, bool]:
+    if obs.status is None:
+        return state, None, False
+    if state.status_observed_at is not None and obs.observed_at < state.status_observed_at:
+        return state, None, True
+    observed = replace(state, status_observed_at=obs.observed_at)
+    if obs.status == state.status:
+        return observed, None, False
+    change = StatusChange(
+        from_status=state.status,
+        to_status=obs.status,
+        observed_at=obs.observed_at,
+        source=obs.source,
+        regression=is_regression(state.status, obs.status),
+    )
+    moved = replace(
+        observed,
+        status=obs.status,
+        status_changed_at=obs.observed_at,
+        status_source=obs.source,
+        cancel_reason=obs.cancel_reason if obs.status == Status.CANCELED else None,
+    )
+    return moved, change, False
+
+
+def _apply_content(state: SampleState, obs: Observation) -> tuple[SampleState, bool]:
+    if obs.content_count is None:
+        return state, False
+    if state.content_observed_at is not None and obs.observed_at < state.content_observed_at:
+        return state, False
+    updated = replace(state, content_count=obs.content_count, content_observed_at=obs.observed_at)
+    return updated, obs.content_count != state.content_count

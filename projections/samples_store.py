@@ -1,0 +1,111 @@
+"""SQL for the samples read model: load states in one query, write every change set-based."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, fields
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from events.statuses import Status
+from projections.sample_state import SampleState
+
+STATE_COLUMNS = tuple(f.name for f in fields(SampleState))
+
+_LOAD = text(
+    f"SELECT {', '.join(STATE_COLUMNS)} FROM projections.samples "
+    "WHERE sample_id = ANY(CAST(:ids AS text[]))"
+)
+
+_WRITTEN_COLUMNS = (*STATE_COLUMNS, "fingerprint", "last_event_position")
+_UPSERT = text(
+    f"INSERT INTO projections.samples ({', '.join(_WRITTEN_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _WRITTEN_COLUMNS)}) "
+    "ON CONFLICT (sample_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _WRITTEN_COLUMNS if c != "sample_id")
+)
+
+_UPSERT_CONTENT = text("""
+    INSERT INTO projections.sample_contents AS c
+        (sample_id, content_key, content_type, title, posted_at, view_count, like_count, comment_count,
+         order_count, order_amount, first_seen_at, last_seen_at)
+    VALUES (:sample_id, :content_key, :content_type, :title, :posted_at, :view_count, :like_count,
+            :comment_count, :order_count, :order_amount, :first_seen_at, :last_seen_at)
+    ON CONFLICT (sample_id, content_key) DO UPDATE SET
+        view_count = CASE WHEN excluded.last_seen_at >= c.last_seen_at
+                          THEN coalesce(excluded.view_count, c.view_count)
+                          ELSE coalesce(c.view_count, excluded.view_count) END,
+        like_count = CASE WHEN excluded.last_seen_at >= c.last_seen_at
+                          THEN coalesce(excluded.like_count, c.like_count)
+                          ELSE coalesce(c.like_count, excluded.like_count) END,
+        comment_count = CASE WHEN excluded.last_seen_at >= c.last_seen_at
+                          THEN coalesce(excluded.comment_count, c.comment_count)
+                          ELSE coalesce(c.comment_count, excluded.comment_count) END,
+        order_count = CASE WHEN excluded.last_seen_at >= c.last_seen_at
+                          THEN coalesce(excluded.order_count, c.order_count)
+                          ELSE coalesce(c.order_count, excluded.order_count) END,
+        order_amount = CASE WHEN excluded.last_seen_at >= c.last_seen_at
+                          THEN coalesce(excluded.order_amount, c.order_amount)
+                          ELSE coalesce(c.order_amount, excluded.order_amount) END,
+        first_seen_at = least(c.first_seen_at, excluded.first_seen_at),
+        last_seen_at = greatest(c.last_seen_at, excluded.last_seen_at)
+""")
+
+_INSERT_HISTORY = text("""
+    INSERT INTO projections.sample_status_history
+        (event_position, sample_id, seq, from_status, to_status, observed_at, source, regression)
+    VALUES (:event_position, :sample_id, :seq, :from_status, :to_status, :observed_at, :source, :regression)
+""")
+
+_INSERT_BATCH = text("""
+    INSERT INTO projections.crawl_batches
+        (message_id, event_position, source, received_at, content_expanded, rows_total, rows_rejected,
+         rejections, samples_new, samples_changed)
+    VALUES (:message_id, :event_position, :source, :received_at, :content_expanded, :rows_total,
+            :rows_rejected, CAST(:rejections AS jsonb), :samples_new, :samples_changed)
+""")
+
+
+async def load_states(conn: AsyncConnection, sample_ids: Iterable[str]) -> dict[str, SampleState]:
+    ids = sorted(set(sample_ids))
+    if not ids:
+        return {}
+    rows = (await conn.execute(_LOAD, {"ids": ids})).mappings().all()
+    states: dict[str, SampleState] = {}
+    for row in rows:
+        values = dict(row)
+        if values["status"] is not None:
+            values["status"] = Status(values["status"])
+        states[values["sample_id"]] = SampleState(**values)
+    return states
+
+
+async def upsert_samples(conn: AsyncConnection, states: Sequence[tuple[SampleState, int]]) -> None:
+    """Write whole rows: the state was computed from the loaded row, so every column is already merged."""
+    if states:
+        await conn.execute(_UPSERT, [_sample_params(state, position) for state, position in states])
+
+
+def _sample_params(state: SampleState, position: int) -> dict[str, Any]:
+    params = asdict(state)
+    params["status"] = state.status.value if state.status else None
+    params["fingerprint"] = state.fingerprint()
+    params["last_event_position"] = position
+    return params
+
+
+async def upsert_contents(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_UPSERT_CONTENT, list(rows))
+
+
+async def insert_history(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_INSERT_HISTORY, list(rows))
+
+
+async def insert_crawl_batches(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_INSERT_BATCH, list(rows))

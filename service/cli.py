@@ -1,0 +1,105 @@
+"""`sample-ledger`: the operator's command line (CONTRACT.md, "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from service.database import redacted
+from service.logging import configure_logging
+from service.settings import Settings
+
+log = structlog.get_logger("sample_ledger.cli")
+
+
+class CommandFailed(Exception):
+    """Ends the command with exit code 1 and this one-line reason on stderr."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sample-ledger",
+        description="Event-sourced ledger of TikTok Shop affiliate samples and their chatbot follow-ups. "
+        "Configuration comes from the environment (DATABASE_URL, AMQP_URL, ...; see README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("migrate", help="create the database if missing and upgrade its schema to the latest",
+                        description="Create the database named by DATABASE_URL when it does not exist, then "
+                        "apply every pending migration. Safe when several replicas run it at once.")
+    commands.add_parser("run", help="run the service until SIGTERM/SIGINT, then stop gracefully",
+                        description="Consume the ledger exchanges, record events, keep projections up to date. "
+                        "On SIGTERM/SIGINT: stop taking messages, finish in-flight ones, ack nothing unfinished.")
+    projections = commands.add_parser("projections", help="projection maintenance",
+                                      description="Projection maintenance.")
+    projection_commands = projections.add_subparsers(dest="projection_command", required=True, metavar="ACTION")
+    rebuild = projection_commands.add_parser(
+        "rebuild", help="rebuild one projection from the log",
+        description="Empty the projection's tables and apply the whole log again. Derived events are not "
+        "appended twice and no chatbot task is re-emitted.")
+    rebuild.add_argument("name", help="projection name (see `sample-ledger projections list`)")
+    projection_commands.add_parser("list", help="list projections with their checkpoints",
+                                   description="List projections, their tables and checkpoints.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's message names the variable and the problem
+        _fail(f"invalid configuration: {exc}".splitlines()[0] + " (see README, Configuration)")
+    configure_logging(settings.log_format, settings.log_level)
+    handlers: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+        "migrate": _migrate,
+        "run": _run,
+        "projections": _projections,
+    }
+    try:
+        code = asyncio.run(handlers[args.command](settings, args))
+    except CommandFailed as failure:
+        _fail(str(failure))
+    except KeyboardInterrupt:
+        code = 130
+    except OSError as exc:
+        _fail(f"cannot connect: {exc.strerror or exc} (DATABASE_URL={redacted(settings.database_url)})")
+    sys.exit(code)
+
+
+def _fail(reason: str) -> None:
+    print(f"sample-ledger: {reason}", file=sys.stderr)
+    sys.exit(1)
+
+
+async def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from service.migrate import migrate
+
+    created = await migrate(settings.database_url)
+    print(f"database {redacted(settings.database_url)}: {'created and ' if created else ''}schema at head")
+    return 0
+
+
+async def _run(settings: Settings, _: argparse.Namespace) -> int:
+    from service.app import build_service
+    from service.migrate import check_schema_is_current
+
+    await check_schema_is_current(settings.database_url)
+    service = build_service(settings)
+    await service.app.run()
+    return 0
+
+
+async def _projections(settings: Settings, args: argparse.Namespace) -> int:
+    from service.maintenance import list_projections, rebuild_projection
+
+    if args.projection_command == "list":
+        for line in await list_projections(settings):
+            print(line)
+        return 0
+    applied = await rebuild_projection(settings, args.name)
+    print(f"projection {args.name} rebuilt: {applied} events applied")
+    return 0

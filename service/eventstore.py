@@ -1,0 +1,177 @@
+"""The event store: idempotent set-based appends and gap-free reads of `eventstore.events`.
+
+Gap-free reading. `position` comes from a sequence taken at INSERT, but a row becomes visible only
+when its transaction commits, so a reader that remembers "the last position I saw" can step over a
+row whose transaction commits after a later one. Every row therefore records the id of its writing
+transaction (`pg_current_xact_id()`), and readers take only rows whose transaction id is below
+`pg_snapshot_xmin(pg_current_snapshot())`: every transaction below that horizon has finished, so no
+row below it can still appear. Readers order by `(transaction_id, position)` and checkpoint that
+pair, so a transaction that took a lower position but a higher id is read after, not skipped. A
+long-running transaction holds the horizon back: readers lag, they never lose an event. Writers are
+never serialised. (The same defence as Emmett's PostgreSQL store; see docs/decisions.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from events.envelope import NewEvent, RecordedEvent
+from events.upcast import upcast
+
+
+class StreamVersionConflict(RuntimeError):
+    """Two writers raced for the same stream version; the append is safe to retry."""
+
+
+@dataclass(frozen=True, order=True)
+class Checkpoint:
+    transaction_id: int = 0
+    position: int = 0
+
+
+_INSERT = text("""
+    INSERT INTO eventstore.events
+        (event_id, stream_id, stream_version, event_type, event_version, data, metadata, dedupe_key)
+    SELECT e.event_id, e.stream_id, e.stream_version, e.event_type, e.event_version,
+           e.data::jsonb, e.metadata::jsonb, e.dedupe_key
+    FROM unnest(CAST(:event_ids AS uuid[]), CAST(:stream_ids AS text[]), CAST(:versions AS int[]),
+                CAST(:types AS text[]), CAST(:type_versions AS int[]), CAST(:data AS text[]),
+                CAST(:metadata AS text[]), CAST(:dedupe_keys AS text[])) WITH ORDINALITY
+         AS e(event_id, stream_id, stream_version, event_type, event_version, data, metadata, dedupe_key, ord)
+    ORDER BY e.ord  -- positions follow the order the caller gave
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+""")
+
+_STREAM_HEADS = text("""
+    SELECT stream_id, max(stream_version) FROM eventstore.events
+    WHERE stream_id = ANY(CAST(:stream_ids AS text[])) GROUP BY stream_id
+""")
+
+_ALREADY_THERE = text("""
+    SELECT event_id, dedupe_key FROM eventstore.events
+    WHERE event_id = ANY(CAST(:event_ids AS uuid[])) OR dedupe_key = ANY(CAST(:dedupe_keys AS text[]))
+""")
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[bool]:
+    """Append in one statement; per event, True when recorded now, False when it was already there.
+
+    An event is "already there" when its `event_id` or `dedupe_key` was recorded before: that is how
+    a redelivered message or a re-derived event becomes a no-op. Stream versions are assigned here.
+    """
+    if not events:
+        return []
+    stream_ids = sorted({e.stream_id for e in events})
+    heads = dict((await conn.execute(_STREAM_HEADS, {"stream_ids": stream_ids})).all())
+    versions: list[int] = []
+    for event in events:
+        heads[event.stream_id] = (heads.get(event.stream_id) or 0) + 1
+        versions.append(heads[event.stream_id])
+    inserted = {
+        row[0]
+        for row in await conn.execute(
+            _INSERT,
+            {
+                "event_ids": [e.event_id for e in events],
+                "stream_ids": [e.stream_id for e in events],
+                "versions": versions,
+                "types": [e.event_type for e in events],
+                "type_versions": [e.version for e in events],
+                "data": [_dumps(e.data) for e in events],
+                "metadata": [_dumps(e.metadata) for e in events],
+                "dedupe_keys": [e.dedupe_key for e in events],
+            },
+        )
+    }
+    skipped = [e for e in events if e.event_id not in inserted]
+    if skipped:
+        await _check_skipped_are_duplicates(conn, skipped)
+    return [e.event_id in inserted for e in events]
+
+
+async def _check_skipped_are_duplicates(conn: AsyncConnection, skipped: Sequence[NewEvent]) -> None:
+    rows = (
+        await conn.execute(
+            _ALREADY_THERE,
+            {
+                "event_ids": [e.event_id for e in skipped],
+                "dedupe_keys": [e.dedupe_key for e in skipped if e.dedupe_key],
+            },
+        )
+    ).all()
+    known_ids = {r[0] for r in rows}
+    known_keys = {r[1] for r in rows if r[1]}
+    for event in skipped:
+        if event.event_id not in known_ids and event.dedupe_key not in known_keys:
+            raise StreamVersionConflict(f"stream {event.stream_id} moved on while appending; retry")
+
+
+_FENCE = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+
+_READ = text("""
+    SELECT position, transaction_id::text, event_id, stream_id, stream_version, event_type,
+           event_version, data, metadata, recorded_at
+    FROM eventstore.events
+    WHERE (transaction_id, position) > (CAST(:txid AS xid8), :position)
+      AND transaction_id < CAST(:fence AS xid8)
+      AND event_type = ANY(CAST(:types AS text[]))
+    ORDER BY transaction_id, position
+    LIMIT :limit
+""")
+
+_LAST_VISIBLE = text("""
+    SELECT transaction_id::text, position FROM eventstore.events
+    WHERE transaction_id < CAST(:fence AS xid8)
+    ORDER BY transaction_id DESC, position DESC LIMIT 1
+""")
+
+
+@dataclass(frozen=True)
+class Page:
+    events: list[RecordedEvent]
+    next_checkpoint: Checkpoint
+
+
+async def read_page(
+    conn: AsyncConnection, after: Checkpoint, event_types: Sequence[str], limit: int
+) -> Page:
+    """Events of the given types after `after`, in (transaction, position) order, never past the fence.
+
+    When the page is not full, everything of interest below the fence has been read, so the
+    checkpoint moves to the last visible event even if it was of another type: readers do not
+    rescan a long tail of events they ignore.
+    """
+    fence = int((await conn.execute(_FENCE)).scalar_one())
+    rows = (
+        await conn.execute(
+            _READ,
+            {"txid": after.transaction_id, "position": after.position, "fence": fence,
+             "types": list(event_types), "limit": limit},
+        )
+    ).all()
+    events = [
+        RecordedEvent(
+            position=r[0], transaction_id=int(r[1]), event_id=r[2], stream_id=r[3], stream_version=r[4],
+            event_type=r[5], event_version=r[6], data=upcast(r[5], r[6], r[7]), metadata=r[8],
+            recorded_at=r[9],
+        )
+        for r in rows
+    ]
+    if len(events) == limit:
+        last = events[-1]
+        return Page(events, Checkpoint(last.transaction_id, last.position))
+    tail = (await conn.execute(_LAST_VISIBLE, {"fence": fence})).first()
+    if tail is None:
+        return Page(events, after)
+    return Page(events, max(after, Checkpoint(int(tail[0]), tail[1])))

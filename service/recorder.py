@@ -1,0 +1,87 @@
+"""Group commit for inbound events: many deliveries, one transaction, then each handler acks its own.
+
+Handlers call `record()` and wait; a single writer task takes everything queued while the previous
+commit was in flight and appends it in one statement and one commit. If that transaction fails, the
+events are retried one by one so a single poison event fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from events.envelope import NewEvent
+from service.eventstore import append_events
+
+log = structlog.get_logger("sample_ledger.recorder")
+
+_Pending = tuple[NewEvent, "asyncio.Future[bool]"]
+
+
+class Recorder:
+    def __init__(self, engine: AsyncEngine, on_committed: Callable[[], None] = lambda: None,
+                 max_batch: int = 256) -> None:
+        self._engine = engine
+        self._on_committed = on_committed
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._write_forever(), name="recorder")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        await self._queue.join()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def record(self, event: NewEvent) -> bool:
+        """Append `event` durably; True if new, False if it was recorded before. Raises on failure."""
+        if self._task is None:
+            raise RuntimeError("recorder is not running")
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((event, future))
+        return await future
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                flags = await append_events(conn, [event for event, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc=exc)
+                return
+            log.warning("recorder.batch_failed_isolating", events=len(batch), error=type(exc).__name__)
+            for item in batch:
+                await self._commit([item])
+            return
+        for (_, future), new in zip(batch, flags, strict=True):
+            _settle(future, result=new)
+        self._on_committed()
+
+
+def _settle(future: asyncio.Future[bool], result: bool = False, exc: BaseException | None = None) -> None:
+    if future.done():  # the waiting handler was cancelled (shutdown); its message will be redelivered
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
