@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from aio_pika.abc import AbstractIncomingMessage as IncomingMessage
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from faststream.rabbit.message import RabbitMessage
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -70,7 +71,10 @@ class Delivery:
 
 
 def delivery_of(message: RabbitMessage) -> Delivery:
-    raw = message.raw_message
+    return delivery_of_incoming(message.raw_message)
+
+
+def delivery_of_incoming(raw: IncomingMessage) -> Delivery:
     return Delivery(
         body=raw.body,
         routing_key=raw.routing_key or "",
@@ -124,7 +128,7 @@ class Intake:
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
             reraise=True,
             before_sleep=lambda state: log.warning(
                 "message.record_retry", attempt=state.attempt_number,

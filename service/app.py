@@ -6,9 +6,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
-from faststream import FastStream
+from faststream import FastStream, StreamMessage
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -98,10 +99,19 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
     for key, build_event in builders.items():
         route = topology.routes[key]
         subscriber = broker.subscriber(
-            route.queue, route.exchange, channel=Channel(prefetch_count=settings.ingest_prefetch)
+            route.queue,
+            route.exchange,
+            channel=Channel(prefetch_count=settings.ingest_prefetch),
+            decoder=keep_body_raw,
         )
         subscriber(_handler(key, build_event, intake))
     return service
+
+
+async def keep_body_raw(message: StreamMessage[Any]) -> bytes:
+    """Handlers parse bodies themselves: FastStream's JSON decoding would fail before our
+    dead-lettering could say why, and would lose the exact bytes."""
+    return message.body
 
 
 def _handler(

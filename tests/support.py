@@ -1,0 +1,83 @@
+"""Helpers for tests on the real broker and database: publish like a collector, wait for outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aio_pika
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+T = TypeVar("T")
+
+
+def example(name: str) -> dict[str, Any]:
+    """One of the bundled example batches (copied from shared/notes/original-system.md, section 9)."""
+    (path,) = EXAMPLES.glob(f"{name}*.json")
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+async def publish(
+    connection: aio_pika.abc.AbstractConnection,
+    exchange: str,
+    routing_key: str,
+    body: bytes | dict[str, Any] | list[Any],
+    message_id: str | None = None,
+    headers: dict[str, Any] | None = None,
+) -> None:
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    channel = await connection.channel(publisher_confirms=True)
+    try:
+        target = await channel.get_exchange(exchange)
+        await target.publish(
+            aio_pika.Message(payload, message_id=message_id, headers=headers or {},
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/json"),
+            routing_key=routing_key,
+            # aiormq invents a random message id for mandatory publishes; without one, stay non-mandatory
+            # so the message really arrives with no id.
+            mandatory=message_id is not None,
+        )
+    finally:
+        await channel.close()
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 15.0) -> T:
+    """Poll `probe` until `until(result)` holds; fail with the last result after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout}s; last result: {result!r}")
+        await asyncio.sleep(0.05)
+
+
+async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        return [dict(r) for r in (await conn.execute(text(sql), params)).mappings().all()]
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).scalar()
+
+
+async def drain(connection: aio_pika.abc.AbstractConnection, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Take every message currently on `queue` (acknowledging them)."""
+    channel = await connection.channel()
+    try:
+        q = await channel.declare_queue(queue, passive=True)
+        taken = []
+        while (message := await q.get(fail=False, no_ack=True)) is not None:
+            taken.append(message)
+        return taken
+    finally:
+        await channel.close()
