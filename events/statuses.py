@@ -53,7 +53,7 @@ def canonical_status(value: Any) -> Status:
         text = " ".join(str(value).strip().lower().replace("-", " ").replace("_", " ").split())
         if text in _LABELS:
             return _LABELS[text]
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # "²".isdigit() is True, int("²") fails
             raise UnknownStatus(f"unknown status {value!r}")
         code = int(text)
     if code in _CODES:

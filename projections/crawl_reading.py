@@ -36,7 +36,7 @@ def read_crawl_batch(body: dict[str, Any], received_at: datetime) -> BatchReadin
     groups: dict[str, list[SampleRow]] = {}
     rejected: list[RejectedRow] = []
     for index, raw in enumerate(rows):
-        read = read_row(index, raw)
+        read = read_row_safely(index, raw)
         if isinstance(read, RejectedRow):
             rejected.append(read)
         else:
@@ -48,6 +48,15 @@ def read_crawl_batch(body: dict[str, Any], received_at: datetime) -> BatchReadin
         observations.append(observation)
         contents.extend(ContentSighting(observation.sample_id, item, observation.observed_at) for item in items)
     return BatchReading(source, len(rows), expanded, observations, contents, rejected)
+
+
+def read_row_safely(index: int, raw: Any) -> SampleRow | RejectedRow:
+    """A row the reader cannot cope with is rejected alone: it must not fail its batch, and in a
+    projection it must not stop the log from being applied."""
+    try:
+        return read_row(index, raw)
+    except Exception as exc:
+        return RejectedRow(index, f"unreadable row ({type(exc).__name__})")
 
 
 def _observe(

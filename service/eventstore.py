@@ -168,10 +168,11 @@ async def read_page(
         )
         for r in rows
     ]
-    if len(events) == limit:
-        last = events[-1]
-        return Page(events, Checkpoint(last.transaction_id, last.position))
-    tail = (await conn.execute(_LAST_VISIBLE, {"fence": fence})).first()
-    if tail is None:
-        return Page(events, after)
-    return Page(events, max(after, Checkpoint(int(tail[0]), tail[1])))
+    checkpoint = after
+    if events:
+        checkpoint = Checkpoint(events[-1].transaction_id, events[-1].position)
+    if len(events) < limit:
+        tail = (await conn.execute(_LAST_VISIBLE, {"fence": fence})).first()
+        if tail is not None:
+            checkpoint = max(checkpoint, Checkpoint(int(tail[0]), tail[1]))
+    return Page(events, checkpoint)

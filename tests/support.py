@@ -40,12 +40,27 @@ async def publish(
             aio_pika.Message(payload, message_id=message_id, headers=headers or {},
                              delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/json"),
             routing_key=routing_key,
-            # aiormq invents a random message id for mandatory publishes; without one, stay non-mandatory
-            # so the message really arrives with no id.
-            mandatory=message_id is not None,
+            mandatory=True,
         )
     finally:
         await channel.close()
+
+
+async def publish_without_message_id(amqp_url: str, exchange: str, routing_key: str, body: bytes) -> None:
+    """aiormq stamps a random message id on every publish; pika sends none, like many non-Python clients."""
+    import pika
+
+    def send() -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            channel.basic_publish(exchange, routing_key, body,
+                                  pika.BasicProperties(delivery_mode=2, content_type="application/json"))
+        finally:
+            connection.close()
+
+    await asyncio.to_thread(send)
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 15.0) -> T:
