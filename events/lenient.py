@@ -43,7 +43,7 @@ def parse_decimal(value: Any) -> Decimal | None:
     except InvalidOperation:  # pragma: no cover - the regex only admits valid literals
         return None
     # Only a lone K/M/B right after the number scales it ("12.4K"); "1.2 mil" is not a million.
-    rest = text.replace(" ", "")[match.end():]
+    rest = text.replace(" ", "")[match.end() :]
     if rest[:1] in _SUFFIX and not rest[1:2].isalpha():
         number *= _SUFFIX[rest[:1]]
     return number

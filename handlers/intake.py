@@ -102,8 +102,7 @@ EventBuilder = Callable[[Delivery], NewEvent]
 
 
 class Intake:
-    def __init__(self, broker: RabbitBroker, recorder: Recorder, dead_letters: RabbitExchange,
-                 attempts: int) -> None:
+    def __init__(self, broker: RabbitBroker, recorder: Recorder, dead_letters: RabbitExchange, attempts: int) -> None:
         self._broker = broker
         self._recorder = recorder
         self._dead_letters = dead_letters
@@ -111,8 +110,9 @@ class Intake:
 
     async def take(self, message: RabbitMessage, build_event: EventBuilder) -> None:
         delivery = delivery_of(message)
-        with structlog.contextvars.bound_contextvars(message_id=delivery.message_id or delivery.dedupe_key,
-                                                     routing_key=delivery.routing_key):
+        with structlog.contextvars.bound_contextvars(
+            message_id=delivery.message_id or delivery.dedupe_key, routing_key=delivery.routing_key
+        ):
             try:
                 event = build_event(delivery)
                 new = await self._record(event)
@@ -131,8 +131,10 @@ class Intake:
             wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
             reraise=True,
             before_sleep=lambda state: log.warning(
-                "message.record_retry", attempt=state.attempt_number,
-                error=describe(state.outcome.exception()) if state.outcome else None),
+                "message.record_retry",
+                attempt=state.attempt_number,
+                error=describe(exc) if state.outcome and (exc := state.outcome.exception()) else None,
+            ),
         )
         async for attempt in retrying:
             with attempt:

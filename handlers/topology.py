@@ -50,8 +50,9 @@ def build_topology(prefix: str = "") -> Topology:
         )
 
     routes = {
-        "samples.crawled": Route("samples.crawled", ingest, inbound_queue("ingest.samples", "samples.crawled"),
-                                 "samples.crawled"),
+        "samples.crawled": Route(
+            "samples.crawled", ingest, inbound_queue("ingest.samples", "samples.crawled"), "samples.crawled"
+        ),
     }
     return Topology(
         ingest=ingest,

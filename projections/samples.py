@@ -55,25 +55,37 @@ class SampleFold:
         if outcome.status_change is not None:
             self._record_status_change(event, outcome)
         if outcome.content_changed:
-            self._derive(event, SAMPLE_CONTENT_OBSERVED, f"content:{obs.sample_id}", {
-                "sample_id": obs.sample_id,
-                "region": outcome.state.region,
-                "platform_creator_id": outcome.state.platform_creator_id,
-                "status": outcome.state.status,
-                "content_count": outcome.state.content_count,
-                "observed_at": obs.observed_at.isoformat(),
-            })
+            self._derive(
+                event,
+                SAMPLE_CONTENT_OBSERVED,
+                f"content:{obs.sample_id}",
+                {
+                    "sample_id": obs.sample_id,
+                    "region": outcome.state.region,
+                    "platform_creator_id": outcome.state.platform_creator_id,
+                    "status": outcome.state.status,
+                    "content_count": outcome.state.content_count,
+                    "observed_at": obs.observed_at.isoformat(),
+                },
+            )
         return outcome
 
     def see_content(self, sighting: ContentSighting) -> None:
         key = (sighting.sample_id, sighting.item.key)
         item = sighting.item
         row = {
-            "sample_id": sighting.sample_id, "content_key": item.key, "content_type": item.content_type,
-            "title": item.title, "posted_at": item.posted_at, "view_count": item.view_count,
-            "like_count": item.like_count, "comment_count": item.comment_count,
-            "order_count": item.order_count, "order_amount": item.order_amount,
-            "first_seen_at": sighting.observed_at, "last_seen_at": sighting.observed_at,
+            "sample_id": sighting.sample_id,
+            "content_key": item.key,
+            "content_type": item.content_type,
+            "title": item.title,
+            "posted_at": item.posted_at,
+            "view_count": item.view_count,
+            "like_count": item.like_count,
+            "comment_count": item.comment_count,
+            "order_count": item.order_count,
+            "order_amount": item.order_amount,
+            "first_seen_at": sighting.observed_at,
+            "last_seen_at": sighting.observed_at,
         }
         earlier = self.contents.get(key)
         if earlier is not None:  # one statement cannot upsert a key twice: merge here
@@ -88,37 +100,51 @@ class SampleFold:
         assert change is not None
         state = outcome.state
         seq = sum(1 for h in self.history if h["event_position"] == event.position)
-        self.history.append({
-            "event_position": event.position, "sample_id": state.sample_id, "seq": seq,
-            "from_status": change.from_status, "to_status": change.to_status,
-            "observed_at": change.observed_at, "source": change.source, "regression": change.regression,
-        })
-        self._derive(event, SAMPLE_STATUS_CHANGED, f"status:{state.sample_id}:{seq}", {
-            "sample_id": state.sample_id,
-            "region": state.region,
-            "platform_product_id": state.platform_product_id,
-            "platform_creator_id": state.platform_creator_id,
-            "from_status": change.from_status,
-            "to_status": change.to_status,
-            "observed_at": change.observed_at.isoformat(),
-            "source": change.source,
-            "regression": change.regression,
-            "first_sighting": change.first_sighting,
-            "content_count": state.content_count,
-        })
+        self.history.append(
+            {
+                "event_position": event.position,
+                "sample_id": state.sample_id,
+                "seq": seq,
+                "from_status": change.from_status,
+                "to_status": change.to_status,
+                "observed_at": change.observed_at,
+                "source": change.source,
+                "regression": change.regression,
+            }
+        )
+        self._derive(
+            event,
+            SAMPLE_STATUS_CHANGED,
+            f"status:{state.sample_id}:{seq}",
+            {
+                "sample_id": state.sample_id,
+                "region": state.region,
+                "platform_product_id": state.platform_product_id,
+                "platform_creator_id": state.platform_creator_id,
+                "from_status": change.from_status,
+                "to_status": change.to_status,
+                "observed_at": change.observed_at.isoformat(),
+                "source": change.source,
+                "regression": change.regression,
+                "first_sighting": change.first_sighting,
+                "content_count": state.content_count,
+            },
+        )
 
     def _derive(self, cause: RecordedEvent, event_type: str, name: str, data: dict[str, Any]) -> None:
-        self.derived.append(NewEvent(
-            stream_id=f"sample-{data['sample_id']}",
-            event_type=event_type,
-            data=data,
-            metadata={
-                "causation_id": str(cause.event_id),
-                "correlation_id": cause.metadata.get("correlation_id"),
-                "source": cause.metadata.get("source"),
-            },
-            event_id=derived_event_id(cause.event_id, name),
-        ))
+        self.derived.append(
+            NewEvent(
+                stream_id=f"sample-{data['sample_id']}",
+                event_type=event_type,
+                data=data,
+                metadata={
+                    "causation_id": str(cause.event_id),
+                    "correlation_id": cause.metadata.get("correlation_id"),
+                    "source": cause.metadata.get("source"),
+                },
+                event_id=derived_event_id(cause.event_id, name),
+            )
+        )
 
     async def write(self, conn: AsyncConnection) -> None:
         await store.upsert_samples(conn, [(self.states[sid], pos) for sid, pos in self.touched.items()])
@@ -140,18 +166,20 @@ def on_crawl_batch_recorded(fold: SampleFold, event: RecordedEvent, reading: Bat
             changed += 1
     for sighting in reading.contents:
         fold.see_content(sighting)
-    fold.batches.append({
-        "message_id": event.metadata.get("message_id") or event.stream_id,
-        "event_position": event.position,
-        "source": reading.source,
-        "received_at": received_at(event),
-        "content_expanded": reading.content_expanded,
-        "rows_total": reading.rows_total,
-        "rows_rejected": len(reading.rejected),
-        "rejections": json.dumps([{"row": r.index, "reason": r.reason} for r in reading.rejected]),
-        "samples_new": new,
-        "samples_changed": changed,
-    })
+    fold.batches.append(
+        {
+            "message_id": event.metadata.get("message_id") or event.stream_id,
+            "event_position": event.position,
+            "source": reading.source,
+            "received_at": received_at(event),
+            "content_expanded": reading.content_expanded,
+            "rows_total": reading.rows_total,
+            "rows_rejected": len(reading.rejected),
+            "rejections": json.dumps([{"row": r.index, "reason": r.reason} for r in reading.rejected]),
+            "samples_new": new,
+            "samples_changed": changed,
+        }
+    )
 
 
 class SamplesProjection:
@@ -165,8 +193,9 @@ class SamplesProjection:
     )
 
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> None:
-        readings = [(e, read_crawl_batch(e.data, received_at(e))) for e in events
-                    if e.event_type == CRAWL_BATCH_RECORDED]
+        readings = [
+            (e, read_crawl_batch(e.data, received_at(e))) for e in events if e.event_type == CRAWL_BATCH_RECORDED
+        ]
         sample_ids = {obs.sample_id for _, r in readings for obs in r.observations}
         fold = SampleFold(await store.load_states(conn, sample_ids))
         for event, reading in readings:

@@ -14,10 +14,7 @@ from projections.sample_state import SampleState
 
 STATE_COLUMNS = tuple(f.name for f in fields(SampleState))
 
-_LOAD = text(
-    f"SELECT {', '.join(STATE_COLUMNS)} FROM projections.samples "
-    "WHERE sample_id = ANY(CAST(:ids AS text[]))"
-)
+_LOAD = text(f"SELECT {', '.join(STATE_COLUMNS)} FROM projections.samples WHERE sample_id = ANY(CAST(:ids AS text[]))")
 
 _WRITTEN_COLUMNS = (*STATE_COLUMNS, "fingerprint", "last_event_position")
 _UPSERT = text(

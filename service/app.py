@@ -62,8 +62,9 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
 
     async def start_workers() -> None:
         service.engine = create_engine(settings.database_url)
-        service.runner = ProjectionRunner(service.engine, chosen, settings.projection_batch_size,
-                                          settings.projection_idle_poll_seconds)
+        service.runner = ProjectionRunner(
+            service.engine, chosen, settings.projection_batch_size, settings.projection_idle_poll_seconds
+        )
         service.recorder = Recorder(service.engine, on_committed=service.runner.nudge)
         service.recorder.start()
         service.tasks.append(asyncio.create_task(service.runner.run(), name="projections"))
@@ -122,5 +123,3 @@ def _handler(
 
     handle.__name__ = "on_" + name.replace(".", "_")
     return handle
-
-

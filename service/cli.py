@@ -8,9 +8,14 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import asyncpg
 import structlog
+from aiormq.exceptions import AMQPError
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
-from service.database import redacted
+from service.database import redacted, redacted_amqp
+from service.errors import describe
 from service.logging import configure_logging
 from service.settings import Settings
 
@@ -28,22 +33,34 @@ def _parser() -> argparse.ArgumentParser:
         "Configuration comes from the environment (DATABASE_URL, AMQP_URL, ...; see README).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("migrate", help="create the database if missing and upgrade its schema to the latest",
-                        description="Create the database named by DATABASE_URL when it does not exist, then "
-                        "apply every pending migration. Safe when several replicas run it at once.")
-    commands.add_parser("run", help="run the service until SIGTERM/SIGINT, then stop gracefully",
-                        description="Consume the ledger exchanges, record events, keep projections up to date. "
-                        "On SIGTERM/SIGINT: stop taking messages, finish in-flight ones, ack nothing unfinished.")
-    projections = commands.add_parser("projections", help="projection maintenance",
-                                      description="Projection maintenance.")
+    commands.add_parser(
+        "migrate",
+        help="create the database if missing and upgrade its schema to the latest",
+        description="Create the database named by DATABASE_URL when it does not exist, then "
+        "apply every pending migration. Safe when several replicas run it at once.",
+    )
+    commands.add_parser(
+        "run",
+        help="run the service until SIGTERM/SIGINT, then stop gracefully",
+        description="Consume the ledger exchanges, record events, keep projections up to date. "
+        "On SIGTERM/SIGINT: stop taking messages, finish in-flight ones, ack nothing unfinished.",
+    )
+    projections = commands.add_parser(
+        "projections", help="projection maintenance", description="Projection maintenance."
+    )
     projection_commands = projections.add_subparsers(dest="projection_command", required=True, metavar="ACTION")
     rebuild = projection_commands.add_parser(
-        "rebuild", help="rebuild one projection from the log",
+        "rebuild",
+        help="rebuild one projection from the log",
         description="Empty the projection's tables and apply the whole log again. Derived events are not "
-        "appended twice and no chatbot task is re-emitted.")
+        "appended twice and no chatbot task is re-emitted.",
+    )
     rebuild.add_argument("name", help="projection name (see `sample-ledger projections list`)")
-    projection_commands.add_parser("list", help="list projections with their checkpoints",
-                                   description="List projections, their tables and checkpoints.")
+    projection_commands.add_parser(
+        "list",
+        help="list projections with their checkpoints",
+        description="List projections, their tables and checkpoints.",
+    )
     return parser
 
 
@@ -51,8 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         settings = Settings()
-    except Exception as exc:  # pydantic's message names the variable and the problem
-        _fail(f"invalid configuration: {exc}".splitlines()[0] + " (see README, Configuration)")
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid configuration: {problems} (see README, Configuration)")
     configure_logging(settings.log_format, settings.log_level)
     handlers: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "migrate": _migrate,
@@ -65,9 +83,22 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(failure))
     except KeyboardInterrupt:
         code = 130
-    except OSError as exc:
-        _fail(f"cannot connect: {exc.strerror or exc} (DATABASE_URL={redacted(settings.database_url)})")
+    except Exception as exc:
+        _fail(reason_for(exc, settings))
     sys.exit(code)
+
+
+def reason_for(exc: BaseException, settings: Settings) -> str:
+    """One line an operator can act on; URLs are shown with their passwords hidden."""
+    database = f"DATABASE_URL={redacted(settings.database_url)}"
+    original = getattr(exc, "orig", None) or exc.__cause__ or exc
+    if isinstance(original, asyncpg.InvalidCatalogNameError) or "does not exist" in str(original):
+        return f"database does not exist ({database}): run `sample-ledger migrate` first"
+    if isinstance(exc, AMQPError) or isinstance(original, AMQPError):
+        return f"cannot reach RabbitMQ at {redacted_amqp(settings.amqp_url)}: {describe(original)}"
+    if isinstance(exc, OSError | DBAPIError) or isinstance(original, OSError):
+        return f"cannot reach PostgreSQL ({database}): {describe(original)}"
+    return f"failed: {describe(exc)}"
 
 
 def _fail(reason: str) -> None:
@@ -103,3 +134,7 @@ async def _projections(settings: Settings, args: argparse.Namespace) -> int:
     applied = await rebuild_projection(settings, args.name)
     print(f"projection {args.name} rebuilt: {applied} events applied")
     return 0
+
+
+if __name__ == "__main__":
+    main()

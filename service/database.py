@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 import asyncpg
 from sqlalchemy import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+CREATE_DATABASE_LOCK_ID = 7_241_0000
 
 
 def async_url(database_url: str) -> URL:
@@ -16,11 +21,17 @@ def redacted(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
 
+def redacted_amqp(amqp_url: str) -> str:
+    parts = urlsplit(amqp_url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
 def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     # pre_ping: without it the first statement after a PostgreSQL restart fails on a stale connection.
-    return create_async_engine(
-        async_url(database_url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size
-    )
+    return create_async_engine(async_url(database_url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
 
 
 async def ensure_database_exists(database_url: str) -> bool:
@@ -32,13 +43,15 @@ async def ensure_database_exists(database_url: str) -> bool:
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
     conn = await asyncpg.connect(admin)
     try:
+        # Replicas starting together would race between the check and the CREATE.
+        await conn.execute("SELECT pg_advisory_lock($1)", CREATE_DATABASE_LOCK_ID)
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if exists:
             return False
         try:
             await conn.execute(f'CREATE DATABASE "{name}"')
-        except asyncpg.DuplicateDatabaseError:
-            return False  # another replica created it between our check and our create
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            return False  # created by a replica that does not take the lock (an older version)
         return True
     finally:
-        await conn.close()
+        await conn.close()  # also releases the advisory lock

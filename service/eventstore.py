@@ -73,7 +73,7 @@ async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> li
     if not events:
         return []
     stream_ids = sorted({e.stream_id for e in events})
-    heads = dict((await conn.execute(_STREAM_HEADS, {"stream_ids": stream_ids})).all())
+    heads: dict[str, int] = dict((await conn.execute(_STREAM_HEADS, {"stream_ids": stream_ids})).all())
     versions: list[int] = []
     for event in events:
         heads[event.stream_id] = (heads.get(event.stream_id) or 0) + 1
@@ -143,9 +143,7 @@ class Page:
     next_checkpoint: Checkpoint
 
 
-async def read_page(
-    conn: AsyncConnection, after: Checkpoint, event_types: Sequence[str], limit: int
-) -> Page:
+async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Sequence[str], limit: int) -> Page:
     """Events of the given types after `after`, in (transaction, position) order, never past the fence.
 
     When the page is not full, everything of interest below the fence has been read, so the
@@ -156,14 +154,26 @@ async def read_page(
     rows = (
         await conn.execute(
             _READ,
-            {"txid": after.transaction_id, "position": after.position, "fence": fence,
-             "types": list(event_types), "limit": limit},
+            {
+                "txid": after.transaction_id,
+                "position": after.position,
+                "fence": fence,
+                "types": list(event_types),
+                "limit": limit,
+            },
         )
     ).all()
     events = [
         RecordedEvent(
-            position=r[0], transaction_id=int(r[1]), event_id=r[2], stream_id=r[3], stream_version=r[4],
-            event_type=r[5], event_version=r[6], data=upcast(r[5], r[6], r[7]), metadata=r[8],
+            position=r[0],
+            transaction_id=int(r[1]),
+            event_id=r[2],
+            stream_id=r[3],
+            stream_version=r[4],
+            event_type=r[5],
+            event_version=r[6],
+            data=upcast(r[5], r[6], r[7]),
+            metadata=r[8],
             recorded_at=r[9],
         )
         for r in rows

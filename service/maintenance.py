@@ -36,8 +36,10 @@ async def reset_projection(engine: AsyncEngine, projection: Projection) -> None:
         )
         await conn.execute(text(f"TRUNCATE {', '.join(projection.tables)}"))
         await conn.execute(
-            text("UPDATE projections.checkpoints SET transaction_id = '0', position = 0, updated_at = now() "
-                 "WHERE projection = :n"),
+            text(
+                "UPDATE projections.checkpoints SET transaction_id = '0', position = 0, updated_at = now() "
+                "WHERE projection = :n"
+            ),
             {"n": projection.name},
         )
 
@@ -56,7 +58,9 @@ async def list_projections(settings: Settings) -> list[str]:
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            rows = dict((await conn.execute(text("SELECT projection, position FROM projections.checkpoints"))).all())
+            rows: dict[str, int] = dict(
+                (await conn.execute(text("SELECT projection, position FROM projections.checkpoints"))).all()
+            )
     finally:
         await engine.dispose()
     return [f"{p.name}\tposition {rows.get(p.name, 0)}\t{', '.join(p.tables)}" for p in all_projections()]

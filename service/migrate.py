@@ -43,8 +43,6 @@ def current_revision_sync(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-
-
 async def check_schema_is_current(database_url: str) -> None:
     """Refuse to run against a schema that `migrate` has not brought to head."""
     from alembic.script import ScriptDirectory

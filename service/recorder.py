@@ -22,8 +22,9 @@ _Pending = tuple[NewEvent, "asyncio.Future[bool]"]
 
 
 class Recorder:
-    def __init__(self, engine: AsyncEngine, on_committed: Callable[[], None] = lambda: None,
-                 max_batch: int = 256) -> None:
+    def __init__(
+        self, engine: AsyncEngine, on_committed: Callable[[], None] = lambda: None, max_batch: int = 256
+    ) -> None:
         self._engine = engine
         self._on_committed = on_committed
         self._max_batch = max_batch

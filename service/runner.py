@@ -9,6 +9,7 @@ rows means a crash repeats nothing and skips nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -23,9 +24,14 @@ log = structlog.get_logger("sample_ledger.runner")
 
 
 class Projection(Protocol):
-    name: str
-    event_types: Sequence[str]
-    tables: Sequence[str]
+    """A read model: its name, the event types it folds, the tables a rebuild empties."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def event_types(self) -> Sequence[str]: ...
+    @property
+    def tables(self) -> Sequence[str]: ...
 
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> None: ...
 
@@ -50,9 +56,7 @@ async def lock_checkpoint(conn: AsyncConnection, name: str) -> Checkpoint | None
 
 
 async def save_checkpoint(conn: AsyncConnection, name: str, checkpoint: Checkpoint) -> None:
-    await conn.execute(
-        _SAVE, {"name": name, "txid": checkpoint.transaction_id, "position": checkpoint.position}
-    )
+    await conn.execute(_SAVE, {"name": name, "txid": checkpoint.transaction_id, "position": checkpoint.position})
 
 
 async def apply_next_page(engine: AsyncEngine, projection: Projection, page_size: int) -> int | None:
@@ -67,8 +71,12 @@ async def apply_next_page(engine: AsyncEngine, projection: Projection, page_size
         if page.next_checkpoint != checkpoint:
             await save_checkpoint(conn, projection.name, page.next_checkpoint)
     if page.events:
-        log.debug("projection.applied", projection=projection.name, events=len(page.events),
-                  position=page.next_checkpoint.position)
+        log.debug(
+            "projection.applied",
+            projection=projection.name,
+            events=len(page.events),
+            position=page.next_checkpoint.position,
+        )
     return len(page.events)
 
 
@@ -85,8 +93,9 @@ async def catch_up(engine: AsyncEngine, projection: Projection, page_size: int =
 class ProjectionRunner:
     """Keeps every projection caught up; woken early by `nudge()` after local appends."""
 
-    def __init__(self, engine: AsyncEngine, projections: Sequence[Projection], page_size: int,
-                 idle_poll_seconds: float) -> None:
+    def __init__(
+        self, engine: AsyncEngine, projections: Sequence[Projection], page_size: int, idle_poll_seconds: float
+    ) -> None:
         self._engine = engine
         self._projections = list(projections)
         self._page_size = page_size
@@ -121,7 +130,5 @@ class ProjectionRunner:
                 await self._sleep(self._idle)
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        except TimeoutError:
-            pass

@@ -55,5 +55,3 @@ class Settings(BaseSettings):
     @cached_property
     def quiet_hours(self) -> QuietHours | None:
         return parse_quiet_hours(self.chatbot_quiet_hours)
-
-

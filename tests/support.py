@@ -37,8 +37,13 @@ async def publish(
     try:
         target = await channel.get_exchange(exchange)
         await target.publish(
-            aio_pika.Message(payload, message_id=message_id, headers=headers or {},
-                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT, content_type="application/json"),
+            aio_pika.Message(
+                payload,
+                message_id=message_id,
+                headers=headers or {},
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                content_type="application/json",
+            ),
             routing_key=routing_key,
             mandatory=True,
         )
@@ -55,8 +60,9 @@ async def publish_without_message_id(amqp_url: str, exchange: str, routing_key: 
         try:
             channel = connection.channel()
             channel.confirm_delivery()
-            channel.basic_publish(exchange, routing_key, body,
-                                  pika.BasicProperties(delivery_mode=2, content_type="application/json"))
+            channel.basic_publish(
+                exchange, routing_key, body, pika.BasicProperties(delivery_mode=2, content_type="application/json")
+            )
         finally:
             connection.close()
 

@@ -31,26 +31,41 @@ def quote(text: str) -> str:
 
 
 EVENTS: list[Column] = [
-    ("position", "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-     "Global order of recording; increasing, may have holes from rolled-back transactions"),
+    (
+        "position",
+        "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "Global order of recording; increasing, may have holes from rolled-back transactions",
+    ),
     ("event_id", "uuid NOT NULL UNIQUE", "Identity of the event; derived events get a deterministic one"),
     ("stream_id", "text NOT NULL", "The stream (entity or inbound message) the event belongs to"),
     ("stream_version", "integer NOT NULL", "1-based position of the event within its stream"),
     ("event_type", "text NOT NULL", "Stable dotted name, e.g. sample.crawl_batch_recorded"),
     ("event_version", "integer NOT NULL", "Schema version of data for this event type"),
     ("data", "jsonb NOT NULL", "The event body"),
-    ("metadata", "jsonb NOT NULL",
-     "message_id, correlation_id, causation_id, source, received_at, exchange and routing key"),
-    ("dedupe_key", "text",
-     "Inbound idempotency key (routing key + AMQP message id, or a body hash); null for derived events"),
-    ("transaction_id", "xid8 NOT NULL DEFAULT pg_current_xact_id()",
-     "Writing transaction; readers only take rows below the oldest running transaction (gap-free reads)"),
+    (
+        "metadata",
+        "jsonb NOT NULL",
+        "message_id, correlation_id, causation_id, source, received_at, exchange and routing key",
+    ),
+    (
+        "dedupe_key",
+        "text",
+        "Inbound idempotency key (routing key + AMQP message id, or a body hash); null for derived events",
+    ),
+    (
+        "transaction_id",
+        "xid8 NOT NULL DEFAULT pg_current_xact_id()",
+        "Writing transaction; readers only take rows below the oldest running transaction (gap-free reads)",
+    ),
     ("recorded_at", "timestamptz NOT NULL DEFAULT now()", "When the event was committed to the log (UTC)"),
 ]
 
 SAMPLES: list[Column] = [
-    ("sample_id", "text PRIMARY KEY",
-     "uuid5(NAMESPACE_URL, 'sample:' || region || ':' || product id || ':' || creator key)"),
+    (
+        "sample_id",
+        "text PRIMARY KEY",
+        "uuid5(NAMESPACE_URL, 'sample:' || region || ':' || product id || ':' || creator key)",
+    ),
     ("region", "text NOT NULL", "Upper-case region code, e.g. MX"),
     ("platform_product_id", "text NOT NULL", "TikTok Shop product id"),
     ("creator_key", "text NOT NULL", "Platform creator id, else the username lower-cased without @"),
@@ -61,8 +76,7 @@ SAMPLES: list[Column] = [
     ("product_sku", "text", "SKU text as last seen"),
     ("platform_campaign_id", "text", "Campaign id as last seen (an attribute, not part of the identity)"),
     ("platform_campaign_name", "text", "Campaign name as last seen"),
-    ("status", "text",
-     "Canonical status: to_review, ready_to_ship, shipped, content_pending, completed, canceled"),
+    ("status", "text", "Canonical status: to_review, ready_to_ship, shipped, content_pending, completed, canceled"),
     ("status_changed_at", "timestamptz", "observed_at of the observation that set the current status"),
     ("status_observed_at", "timestamptz", "Newest observation applied; older ones are stale"),
     ("status_source", "text", "Source of the observation that set the current status"),
@@ -74,8 +88,11 @@ SAMPLES: list[Column] = [
     ("post_rate", "numeric", "Creator post rate as a fraction (54 % is 0.54)"),
     ("is_showcase", "boolean", "Product is in the creator's showcase"),
     ("request_time_remaining", "text", "Time left on the request as shown, e.g. '5 days'"),
-    ("content_count", "integer",
-     "Videos/LIVEs seen in the latest look at the content drawer; null = never looked at, 0 = none"),
+    (
+        "content_count",
+        "integer",
+        "Videos/LIVEs seen in the latest look at the content drawer; null = never looked at, 0 = none",
+    ),
     ("content_observed_at", "timestamptz", "observed_at of the look that set content_count"),
     ("application_id", "text", "TikTok sample application id, when a collector or webhook supplied it"),
     ("fingerprint", "text NOT NULL", "Hash of the projected facts; equal fingerprints mean nothing changed"),
@@ -135,10 +152,13 @@ def upgrade() -> None:
     op.execute("COMMENT ON SCHEMA eventstore IS 'The append-only record of everything the service received'")
     op.execute("COMMENT ON SCHEMA projections IS 'Tables derived from eventstore.events; rebuildable'")
 
-    create_table("eventstore.events", "Append-only log: one row per inbound message plus derived events",
-                 EVENTS, "UNIQUE (stream_id, stream_version)")
-    op.execute("CREATE UNIQUE INDEX events_dedupe_key ON eventstore.events (dedupe_key) "
-               "WHERE dedupe_key IS NOT NULL")
+    create_table(
+        "eventstore.events",
+        "Append-only log: one row per inbound message plus derived events",
+        EVENTS,
+        "UNIQUE (stream_id, stream_version)",
+    )
+    op.execute("CREATE UNIQUE INDEX events_dedupe_key ON eventstore.events (dedupe_key) WHERE dedupe_key IS NOT NULL")
     op.execute("CREATE INDEX events_transaction_position ON eventstore.events (transaction_id, position)")
     op.execute("CREATE INDEX events_type_position ON eventstore.events (event_type, position)")
     op.execute("""
@@ -147,24 +167,41 @@ def upgrade() -> None:
           RAISE EXCEPTION 'eventstore.events is append-only: % is not allowed', TG_OP
             USING ERRCODE = 'restrict_violation';
         END $$""")
-    op.execute("CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON eventstore.events "
-               "FOR EACH ROW EXECUTE FUNCTION eventstore.reject_change()")
-    op.execute("CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON eventstore.events "
-               "FOR EACH STATEMENT EXECUTE FUNCTION eventstore.reject_change()")
+    op.execute(
+        "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON eventstore.events "
+        "FOR EACH ROW EXECUTE FUNCTION eventstore.reject_change()"
+    )
+    op.execute(
+        "CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON eventstore.events "
+        "FOR EACH STATEMENT EXECUTE FUNCTION eventstore.reject_change()"
+    )
 
     create_table("projections.checkpoints", "How far each projection has applied the log", CHECKPOINTS)
-    create_table("projections.samples", "One row per sample: a creator's request for a product", SAMPLES,
-                 "UNIQUE (region, platform_product_id, creator_key)")
-    op.execute("CREATE INDEX samples_application_id ON projections.samples (application_id) "
-               "WHERE application_id IS NOT NULL")
-    op.execute("CREATE INDEX samples_product_creator ON projections.samples "
-               "(platform_product_id, platform_creator_id)")
-    create_table("projections.sample_contents", "One row per posted video or LIVE, per sample", CONTENTS,
-                 "PRIMARY KEY (sample_id, content_key)")
-    create_table("projections.sample_status_history", "One row per status change of a sample", HISTORY,
-                 "PRIMARY KEY (event_position, sample_id, seq)")
-    op.execute("CREATE INDEX sample_status_history_sample ON projections.sample_status_history "
-               "(sample_id, observed_at)")
+    create_table(
+        "projections.samples",
+        "One row per sample: a creator's request for a product",
+        SAMPLES,
+        "UNIQUE (region, platform_product_id, creator_key)",
+    )
+    op.execute(
+        "CREATE INDEX samples_application_id ON projections.samples (application_id) WHERE application_id IS NOT NULL"
+    )
+    op.execute("CREATE INDEX samples_product_creator ON projections.samples (platform_product_id, platform_creator_id)")
+    create_table(
+        "projections.sample_contents",
+        "One row per posted video or LIVE, per sample",
+        CONTENTS,
+        "PRIMARY KEY (sample_id, content_key)",
+    )
+    create_table(
+        "projections.sample_status_history",
+        "One row per status change of a sample",
+        HISTORY,
+        "PRIMARY KEY (event_position, sample_id, seq)",
+    )
+    op.execute(
+        "CREATE INDEX sample_status_history_sample ON projections.sample_status_history (sample_id, observed_at)"
+    )
     create_table("projections.crawl_batches", "One row per inbound sample crawl batch", BATCHES)
 
     op.execute("""

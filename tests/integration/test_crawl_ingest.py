@@ -19,8 +19,9 @@ SAMPLES_SQL = """
 """
 
 
-async def publish_batch(amqp: aio_pika.abc.AbstractConnection, service: Service, body: object,
-                        message_id: str | None) -> None:
+async def publish_batch(
+    amqp: aio_pika.abc.AbstractConnection, service: Service, body: object, message_id: str | None
+) -> None:
     await publish(amqp, service.topology.ingest.name, "samples.crawled", body, message_id=message_id)  # type: ignore[arg-type]
 
 
@@ -48,11 +49,14 @@ async def test_completed_page_gives_every_creator_their_own_sample(
     assert by_creator["marisol.vlogs"]["content_count"] == 0
     assert by_creator["marisol.vlogs"]["is_showcase"] is False
 
-    contents = await rows(engine, """
+    contents = await rows(
+        engine,
+        """
         SELECT s.platform_creator_username AS creator, c.content_type, c.title, c.view_count, c.like_count,
                c.order_count, c.order_amount
         FROM projections.sample_contents c JOIN projections.samples s USING (sample_id)
-        ORDER BY c.title""")
+        ORDER BY c.title""",
+    )
     assert [(c["creator"], c["content_type"], c["title"]) for c in contents] == [
         ("hogar.con.dani", "live", "LIVE cocina saludable"),
         ("lupita.makeup", "video", "Mis brochas favoritas #tiktokshop"),
@@ -75,7 +79,8 @@ async def test_every_example_batch_is_applied(
     assert len(samples) == 10
     studio = samples[("1729600099988877766", "7020202020202020202")]
     assert studio["status"] == "shipped"
-    assert studio["available_sample_count"] is None and studio["post_rate"] is None
+    assert studio["available_sample_count"] is None
+    assert studio["post_rate"] is None
     # 9.3 did not open the content drawer: content stays unknown, never "no content".
     assert samples[("1729700000000000011", "7491112223334445556")]["content_count"] is None
     assert samples[("1729799999999999922", "7490000000000000444")]["region"] == "FR"
@@ -85,12 +90,22 @@ async def test_every_example_batch_is_applied(
     # 9.5 shows logistics only: shipment tracking is not content.
     mochila = samples[("1729900000000000055", "7487776665554443332")]
     assert mochila["content_count"] == 0
-    assert await scalar(engine, "SELECT count(*) FROM projections.sample_contents "
-                                "WHERE sample_id = :s", s=mochila["sample_id"]) == 0
-    batches = await rows(engine, "SELECT message_id, rows_total, rows_rejected, samples_new "
-                                 "FROM projections.crawl_batches ORDER BY message_id")
+    assert (
+        await scalar(
+            engine, "SELECT count(*) FROM projections.sample_contents WHERE sample_id = :s", s=mochila["sample_id"]
+        )
+        == 0
+    )
+    batches = await rows(
+        engine,
+        "SELECT message_id, rows_total, rows_rejected, samples_new FROM projections.crawl_batches ORDER BY message_id",
+    )
     assert [(b["message_id"], b["rows_total"], b["samples_new"]) for b in batches] == [
-        ("batch-9_1", 4, 3), ("batch-9_2", 2, 2), ("batch-9_3", 2, 2), ("batch-9_4", 2, 2), ("batch-9_5", 1, 1),
+        ("batch-9_1", 4, 3),
+        ("batch-9_2", 2, 2),
+        ("batch-9_3", 2, 2),
+        ("batch-9_4", 2, 2),
+        ("batch-9_5", 1, 1),
     ]
 
 

@@ -20,8 +20,9 @@ PROJECTED = """
 
 
 async def event_count(engine: AsyncEngine) -> int:
-    return int(await scalar(engine, "SELECT count(*) FROM eventstore.events "
-                                    "WHERE event_type = 'sample.crawl_batch_recorded'"))
+    return int(
+        await scalar(engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'sample.crawl_batch_recorded'")
+    )
 
 
 async def queue_depth(amqp: aio_pika.abc.AbstractConnection, name: str) -> int:
@@ -46,8 +47,7 @@ async def test_same_message_published_twice_is_one_event(
     body = json.dumps(example("9_2")).encode()
     for _ in range(2):
         await publish_without_message_id(service.settings.amqp_url, ingest, "samples.crawled", body)
-    await eventually(lambda: queue_depth(amqp, service.topology.routes["samples.crawled"].queue.name),
-                     lambda n: n == 0)
+    await eventually(lambda: queue_depth(amqp, service.topology.routes["samples.crawled"].queue.name), lambda n: n == 0)
     await eventually(lambda: scalar(engine, "SELECT count(*) FROM projections.crawl_batches"), lambda n: n == 2)
 
     assert await event_count(engine) == 2

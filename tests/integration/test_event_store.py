@@ -18,8 +18,13 @@ from service.runner import apply_next_page, catch_up
 
 
 def ping(n: int | str) -> NewEvent:
-    return NewEvent(stream_id=f"ping-{uuid.uuid4()}", event_type="test.ping", data={"n": n}, metadata={},
-                    dedupe_key=f"ping/{uuid.uuid4()}")
+    return NewEvent(
+        stream_id=f"ping-{uuid.uuid4()}",
+        event_type="test.ping",
+        data={"n": n},
+        metadata={},
+        dedupe_key=f"ping/{uuid.uuid4()}",
+    )
 
 
 class Collecting:
@@ -39,8 +44,11 @@ class Collecting:
 async def test_recorded_events_cannot_be_updated_deleted_or_truncated(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await append_events(conn, [ping(1)])
-    for statement in ("UPDATE eventstore.events SET data = '{}'", "DELETE FROM eventstore.events",
-                      "TRUNCATE eventstore.events"):
+    for statement in (
+        "UPDATE eventstore.events SET data = '{}'",
+        "DELETE FROM eventstore.events",
+        "TRUNCATE eventstore.events",
+    ):
         with pytest.raises(DBAPIError, match="append-only"):
             async with engine.begin() as conn:
                 await conn.execute(text(statement))
@@ -52,8 +60,9 @@ async def test_append_is_idempotent_on_dedupe_key_and_event_id(engine: AsyncEngi
     first = ping(1)
     async with engine.begin() as conn:
         assert await append_events(conn, [first, ping(2)]) == [True, True]
-    same_message = NewEvent(stream_id="other", event_type="test.ping", data={}, metadata={},
-                            dedupe_key=first.dedupe_key)
+    same_message = NewEvent(
+        stream_id="other", event_type="test.ping", data={}, metadata={}, dedupe_key=first.dedupe_key
+    )
     async with engine.begin() as conn:
         assert await append_events(conn, [same_message, first, ping(3)]) == [False, False, True]
     async with engine.connect() as conn:

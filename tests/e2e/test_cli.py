@@ -1,0 +1,130 @@
+"""The `sample-ledger` command as operators use it: real processes, real exit codes, real log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import aio_pika
+import pytest
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.settings import Settings
+from tests.conftest import _admin
+from tests.support import eventually, example, publish, scalar
+
+CLI = [sys.executable, "-m", "service.cli"]
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "AMQP_URL": settings.amqp_url,
+        "AMQP_PREFIX": settings.amqp_prefix,
+        "LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+def sample_ledger(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def fresh_database(server_url: str) -> Iterator[str]:
+    name = f"sl_cli_{uuid.uuid4().hex[:10]}"
+    yield make_url(server_url).set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.mark.parametrize("command", [[], ["migrate"], ["run"], ["projections"], ["projections", "rebuild"]])
+def test_every_command_answers_help(command: list[str]) -> None:
+    result = subprocess.run([*CLI, *command, "--help"], capture_output=True, text=True, check=False, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "usage: sample-ledger" in result.stdout
+
+
+def test_replicas_migrating_at_once_all_succeed_and_create_the_database(
+    fresh_database: str, settings: Settings
+) -> None:
+    env = cli_env(settings, DATABASE_URL=fresh_database)
+    processes = [
+        subprocess.Popen([*CLI, "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=90) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], outputs
+    assert all("schema at head" in out for out, _ in outputs)
+    again = sample_ledger("migrate", env=env)
+    assert again.returncode == 0
+    assert "schema at head" in again.stdout
+
+
+def test_run_refuses_an_unmigrated_database_with_one_line(fresh_database: str, settings: Settings) -> None:
+    result = sample_ledger("run", env=cli_env(settings, DATABASE_URL=fresh_database))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"sample-ledger: database does not exist (DATABASE_URL={fresh_database}): run `sample-ledger migrate` first"
+    ]
+
+
+def test_unreachable_database_is_one_line_without_the_password(settings: Settings) -> None:
+    result = sample_ledger("migrate", env=cli_env(settings, DATABASE_URL="postgresql://app:s3cret@127.0.0.1:1/x"))
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("sample-ledger: cannot reach PostgreSQL")
+    assert "s3cret" not in line
+
+
+def test_invalid_configuration_names_the_variable(settings: Settings) -> None:
+    result = sample_ledger("migrate", env=cli_env(settings, CHATBOT_QUIET_HOURS="late"))
+    assert result.returncode == 1
+    assert "CHATBOT_QUIET_HOURS" in result.stderr
+
+
+async def test_run_records_logs_as_json_and_stops_gracefully_on_sigterm(
+    settings: Settings, engine: AsyncEngine, amqp: aio_pika.abc.AbstractConnection
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *CLI,
+        "run",
+        env=cli_env(settings, TIKTOK_APP_SECRET="top-secret-value"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        exchange = f"{settings.amqp_prefix}ledger.ingest"
+        await eventually(lambda: _exchange_exists(amqp, exchange), lambda ok: ok, timeout=30)
+        await publish(amqp, exchange, "samples.crawled", example("9_1"), message_id="e2e-batch")
+        await eventually(lambda: scalar(engine, "SELECT count(*) FROM projections.samples"), lambda n: n == 3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=40)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
+    recorded = [line for line in lines if line["event"] == "message.recorded"]
+    assert recorded
+    assert recorded[0]["message_id"] == "e2e-batch"
+    assert any(line["event"] == "service.stopped" for line in lines)
+    assert b"top-secret-value" not in stderr
+    assert b"guest:guest" not in stderr
+
+
+async def _exchange_exists(amqp: aio_pika.abc.AbstractConnection, name: str) -> bool:
+    channel = await amqp.channel()
+    try:
+        await channel.get_exchange(name, ensure=True)
+        return True
+    except aio_pika.exceptions.ChannelClosed:
+        return False
+    finally:
+        if not channel.is_closed:
+            await channel.close()
