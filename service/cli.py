@@ -45,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Consume the ledger exchanges, record events, keep projections up to date. "
         "On SIGTERM/SIGINT: stop taking messages, finish in-flight ones, ack nothing unfinished.",
     )
+    health = commands.add_parser(
+        "health",
+        help="exit 0 when broker, consumers, database and projection lag are fine",
+        description="For container probes: checks the broker is reachable and every inbound queue has a "
+        "consumer, the database is reachable, and no projection is more than --max-lag events behind. "
+        "Prints one line per check; exits 1 when any fails.",
+    )
+    health.add_argument("--max-lag", type=int, default=10_000, help="most events a projection may trail (10000)")
     projections = commands.add_parser(
         "projections", help="projection maintenance", description="Projection maintenance."
     )
@@ -76,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         "migrate": _migrate,
         "run": _run,
         "projections": _projections,
+        "health": _health,
     }
     try:
         code = asyncio.run(handlers[args.command](settings, args))
@@ -122,6 +131,15 @@ async def _run(settings: Settings, _: argparse.Namespace) -> int:
     service = build_service(settings)
     await service.app.run()
     return 0
+
+
+async def _health(settings: Settings, args: argparse.Namespace) -> int:
+    from service.health import health
+
+    checks = await health(settings, args.max_lag)
+    for check in checks:
+        print(check.line())
+    return 0 if all(c.ok for c in checks) else 1
 
 
 async def _projections(settings: Settings, args: argparse.Namespace) -> int:

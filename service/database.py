@@ -8,7 +8,6 @@ import asyncpg
 from sqlalchemy import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-
 CREATE_DATABASE_LOCK_ID = 7_241_0000
 
 

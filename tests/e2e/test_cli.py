@@ -45,7 +45,7 @@ def fresh_database(server_url: str) -> Iterator[str]:
     asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.mark.parametrize("command", [[], ["migrate"], ["run"], ["projections"], ["projections", "rebuild"]])
+@pytest.mark.parametrize("command", [[], ["migrate"], ["run"], ["health"], ["projections"], ["projections", "rebuild"]])
 def test_every_command_answers_help(command: list[str]) -> None:
     result = subprocess.run([*CLI, *command, "--help"], capture_output=True, text=True, check=False, timeout=30)
     assert result.returncode == 0, result.stderr
@@ -128,3 +128,21 @@ async def _exchange_exists(amqp: aio_pika.abc.AbstractConnection, name: str) -> 
     finally:
         if not channel.is_closed:
             await channel.close()
+
+
+async def test_health_passes_with_a_running_service_and_fails_without_one(settings: Settings) -> None:
+    from service.app import build_service
+
+    env = cli_env(settings)
+    stopped = await asyncio.to_thread(sample_ledger, "health", env=env)
+    assert stopped.returncode == 1
+    assert "FAIL queue" in stopped.stdout
+
+    service = build_service(settings)
+    await service.app.start()
+    try:
+        running = await asyncio.to_thread(sample_ledger, "health", env=env)
+    finally:
+        await service.app.stop()
+    assert running.returncode == 0, running.stdout
+    assert "ok   projection samples: 0 event(s) behind" in running.stdout
