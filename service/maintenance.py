@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import all_projections
 from service.cli import CommandFailed
 from service.database import create_engine
-from service.runner import Projection, catch_up
+from service.runner import Projection, rebuild
 from service.settings import Settings
 
 
@@ -19,37 +18,11 @@ def projection_named(name: str) -> Projection:
     return known[name]
 
 
-async def reset_projection(engine: AsyncEngine, projection: Projection) -> None:
-    """Empty the projection's tables and its checkpoint in one transaction.
-
-    The checkpoint row lock is taken first, so a running service's runner waits for the reset
-    instead of applying a page into half-emptied tables.
-    """
-
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("INSERT INTO projections.checkpoints (projection) VALUES (:n) ON CONFLICT DO NOTHING"),
-            {"n": projection.name},
-        )
-        await conn.execute(
-            text("SELECT 1 FROM projections.checkpoints WHERE projection = :n FOR UPDATE"), {"n": projection.name}
-        )
-        await conn.execute(text(f"TRUNCATE {', '.join(projection.tables)}"))
-        await conn.execute(
-            text(
-                "UPDATE projections.checkpoints SET transaction_id = '0', position = 0, updated_at = now() "
-                "WHERE projection = :n"
-            ),
-            {"n": projection.name},
-        )
-
-
 async def rebuild_projection(settings: Settings, name: str) -> int:
     projection = projection_named(name)
-    engine = create_engine(settings.database_url, pool_size=2)
+    engine = create_engine(settings.database_url, pool_size=1)
     try:
-        await reset_projection(engine, projection)
-        return await catch_up(engine, projection, settings.projection_batch_size)
+        return await rebuild(engine, projection, settings.projection_batch_size)
     finally:
         await engine.dispose()
 

@@ -41,6 +41,7 @@ _LOCK = text("""
     SELECT transaction_id::text, position FROM projections.checkpoints
     WHERE projection = :name FOR UPDATE SKIP LOCKED
 """)
+_LOCK_WAIT = text("SELECT 1 FROM projections.checkpoints WHERE projection = :name FOR UPDATE")
 _SAVE = text("""
     UPDATE projections.checkpoints
     SET transaction_id = CAST(:txid AS xid8), position = :position, updated_at = now()
@@ -78,6 +79,34 @@ async def apply_next_page(engine: AsyncEngine, projection: Projection, page_size
             position=page.next_checkpoint.position,
         )
     return len(page.events)
+
+
+async def rebuild(engine: AsyncEngine, projection: Projection, page_size: int = 500) -> int:
+    """Empty the projection and re-apply the log, all in one transaction; the number of events applied.
+
+    One transaction because the projection must be owned for the whole replay: a live runner in a
+    running service skips the locked checkpoint instead of interleaving pages, and readers never see
+    half-empty tables (they wait for the commit). The replay stops at the fence taken in this
+    transaction; what commits later is left to the live runner, from the saved checkpoint.
+    """
+    total = 0
+    async with engine.begin() as conn:
+        await conn.execute(_ENSURE, {"name": projection.name})
+        await conn.execute(_LOCK_WAIT, {"name": projection.name})
+        if projection.tables:
+            await conn.execute(text(f"TRUNCATE {', '.join(projection.tables)}"))
+        checkpoint = Checkpoint()
+        while True:
+            page = await read_page(conn, checkpoint, projection.event_types, page_size)
+            if page.events:
+                await projection.apply(conn, page.events)
+                total += len(page.events)
+            checkpoint = page.next_checkpoint
+            if len(page.events) < page_size:
+                break
+        await save_checkpoint(conn, projection.name, checkpoint)
+    log.info("projection.rebuilt", projection=projection.name, events=total, position=checkpoint.position)
+    return total
 
 
 async def catch_up(engine: AsyncEngine, projection: Projection, page_size: int = 500) -> int:
