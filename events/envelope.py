@@ -10,11 +10,23 @@ from typing import Any
 # Stable dotted names with their current version. Inbound facts are named for what was received;
 # derived facts for what the projections concluded.
 CRAWL_BATCH_RECORDED = "sample.crawl_batch_recorded"
+STATUS_REPORTED = "sample.status_reported"
+WEBHOOK_RECEIVED = "webhook.received"
+CREATOR_BATCH_RECORDED = "creator.crawl_batch_recorded"
+PRODUCT_BATCH_RECORDED = "product.crawl_batch_recorded"
+CREATOR_MESSAGING_CHANGED = "creator.messaging_changed"
+CHATBOT_RESULT_REPORTED = "chatbot.result_reported"
 SAMPLE_STATUS_CHANGED = "sample.status_changed"
 SAMPLE_CONTENT_OBSERVED = "sample.content_observed"
 
 CURRENT_VERSION: dict[str, int] = {
     CRAWL_BATCH_RECORDED: 1,
+    STATUS_REPORTED: 1,
+    WEBHOOK_RECEIVED: 1,
+    CREATOR_BATCH_RECORDED: 1,
+    PRODUCT_BATCH_RECORDED: 1,
+    CREATOR_MESSAGING_CHANGED: 1,
+    CHATBOT_RESULT_REPORTED: 1,
     SAMPLE_STATUS_CHANGED: 1,
     SAMPLE_CONTENT_OBSERVED: 1,
 }
@@ -31,6 +43,8 @@ class NewEvent:
     dedupe_key: str | None = None
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
     event_version: int | None = None
+    # Personal data (WhatsApp numbers, e-mail) kept beside the event, in a column analysts cannot read.
+    personal: dict[str, Any] | None = None
 
     @property
     def version(self) -> int:
@@ -49,6 +63,7 @@ class RecordedEvent:
     data: dict[str, Any]
     metadata: dict[str, Any]
     recorded_at: datetime
+    personal: dict[str, Any] | None = None
 
 
 def derived_event_id(cause: uuid.UUID, name: str) -> uuid.UUID:

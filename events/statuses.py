@@ -68,3 +68,38 @@ def is_regression(before: Status | None, after: Status) -> bool:
     if before == Status.CANCELED:
         return True
     return LIFECYCLE.index(after) < LIFECYCLE.index(before)
+
+
+# TikTok webhook type 56 `new_status`. The cancel family all mean `canceled`; the raw value is kept
+# as the cancel reason.
+_WEBHOOK: dict[str, Status] = {
+    "PENDING": Status.TO_REVIEW,
+    "AWAITING_SHIPMENT": Status.READY_TO_SHIP,
+    "SHIPPED": Status.SHIPPED,
+    "CONTENT_PENDING": Status.CONTENT_PENDING,
+    "COMPLETED": Status.COMPLETED,
+    "OPS_COMPLETED": Status.COMPLETED,
+}
+WEBHOOK_CANCEL_FAMILY = frozenset(
+    {
+        "REJECT_CANCELLED",
+        "OVERDUE_CANCELLED",
+        "UNFULFILL_CANCELLED",
+        "DEL_OPEN_COLLAB",
+        "SELLER_NOT_SHIP_CANCELLED",
+        "WITHDRAW_CANCELLED",
+        "UNFULFILLABLE_CANCELLED",
+        "OPS_CANCELLED",
+        "OPS_FAILED",
+    }
+)
+
+
+def webhook_status(value: str) -> tuple[Status, str | None]:
+    """A type-56 `new_status` → (canonical status, cancel reason or None)."""
+    raw = value.strip().upper()
+    if raw in _WEBHOOK:
+        return _WEBHOOK[raw], None
+    if raw in WEBHOOK_CANCEL_FAMILY:
+        return Status.CANCELED, raw
+    raise UnknownStatus(f"unknown webhook sample status {value!r}")

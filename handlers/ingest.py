@@ -1,35 +1,69 @@
-"""`ledger.ingest` consumers: sample crawl batches (creators and products come with their own issue)."""
+"""`ledger.ingest` consumers: sample, creator and product crawl batches."""
 
 from __future__ import annotations
 
 from pydantic import ValidationError
 
+from events.catalog import split_personal
 from events.crawl import MAX_ROWS, CrawlBatchEnvelope
-from events.envelope import CRAWL_BATCH_RECORDED, NewEvent
-from handlers.intake import Delivery, Unprocessable, parse_json_object
+from events.envelope import CRAWL_BATCH_RECORDED, CREATOR_BATCH_RECORDED, PRODUCT_BATCH_RECORDED, NewEvent
+from events.state import CatalogBatchEnvelope
+from handlers.intake import Delivery, EventBuilder, Unprocessable, parse_json_object, schema_detail
 
 
-def schema_detail(error: ValidationError) -> str:
-    """Where and what, without echoing values (they may carry personal data)."""
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()[:5]]
-    more = error.error_count() - len(parts)
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
-def crawl_batch_event(delivery: Delivery) -> NewEvent:
-    """Check the envelope and record the batch as received; rows are read by the samples projection."""
+def _batch(
+    delivery: Delivery, envelope_model: type[CrawlBatchEnvelope | CatalogBatchEnvelope]
+) -> tuple[dict[str, object], str]:
     body = parse_json_object(delivery)
     rows = body.get("rows")
     if isinstance(rows, list) and len(rows) > MAX_ROWS:
         raise Unprocessable("too_large", f"batch has {len(rows)} rows; the limit is {MAX_ROWS}")
     try:
-        envelope = CrawlBatchEnvelope.model_validate(body)
+        envelope = envelope_model.model_validate(body)
     except ValidationError as exc:
         raise Unprocessable("invalid_schema", schema_detail(exc)) from None
+    return body, envelope.source
+
+
+def crawl_batch_event(delivery: Delivery) -> NewEvent:
+    """Check the envelope and record the batch as received; rows are read by the samples projection."""
+    body, source = _batch(delivery, CrawlBatchEnvelope)
     return NewEvent(
         stream_id=f"crawl_batch-{delivery.dedupe_key}",
         event_type=CRAWL_BATCH_RECORDED,
         data=body,
-        metadata=delivery.metadata(envelope.source),
+        metadata=delivery.metadata(source),
         dedupe_key=delivery.dedupe_key,
     )
+
+
+def creator_batch_event(delivery: Delivery) -> NewEvent:
+    """Creators batches carry WhatsApp numbers and e-mails: those go to the event's personal column."""
+    body, source = _batch(delivery, CatalogBatchEnvelope)
+    rows, personal = split_personal(list(body["rows"]))  # type: ignore[call-overload]
+    return NewEvent(
+        stream_id=f"creator_batch-{delivery.dedupe_key}",
+        event_type=CREATOR_BATCH_RECORDED,
+        data={**body, "rows": rows},
+        personal=personal,
+        metadata=delivery.metadata(source),
+        dedupe_key=delivery.dedupe_key,
+    )
+
+
+def product_batch_event(delivery: Delivery) -> NewEvent:
+    body, source = _batch(delivery, CatalogBatchEnvelope)
+    return NewEvent(
+        stream_id=f"product_batch-{delivery.dedupe_key}",
+        event_type=PRODUCT_BATCH_RECORDED,
+        data=body,
+        metadata=delivery.metadata(source),
+        dedupe_key=delivery.dedupe_key,
+    )
+
+
+INGEST_BUILDERS: dict[str, EventBuilder] = {
+    "samples.crawled": crawl_batch_event,
+    "creators.crawled": creator_batch_event,
+    "products.crawled": product_batch_event,
+}

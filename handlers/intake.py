@@ -18,6 +18,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage as IncomingMessage
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from faststream.rabbit.message import RabbitMessage
+from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from events.envelope import NewEvent
@@ -99,6 +100,13 @@ def parse_json_object(delivery: Delivery) -> dict[str, Any]:
 
 
 EventBuilder = Callable[[Delivery], NewEvent]
+
+
+def schema_detail(error: ValidationError) -> str:
+    """Where and what, without echoing values (they may carry personal data)."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()[:5]]
+    more = error.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 class Intake:

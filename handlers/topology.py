@@ -49,10 +49,19 @@ def build_topology(prefix: str = "") -> Topology:
             arguments={"x-dead-letter-exchange": dlx.name, "x-delivery-limit": DELIVERY_LIMIT},
         )
 
+    def route(name: str, exchange: RabbitExchange, queue: str, routing_key: str) -> Route:
+        return Route(name, exchange, inbound_queue(queue, routing_key), routing_key)
+
     routes = {
-        "samples.crawled": Route(
-            "samples.crawled", ingest, inbound_queue("ingest.samples", "samples.crawled"), "samples.crawled"
+        "samples.crawled": route("samples.crawled", ingest, "ingest.samples", "samples.crawled"),
+        "creators.crawled": route("creators.crawled", ingest, "ingest.creators", "creators.crawled"),
+        "products.crawled": route("products.crawled", ingest, "ingest.products", "products.crawled"),
+        "tiktok.shop": route("tiktok.shop", webhooks, "webhooks.tiktok", "tiktok.shop.*"),
+        "sample.status_reported": route(
+            "sample.status_reported", state, "state.status_reports", "sample.status_reported"
         ),
+        "chatbot.result": route("chatbot.result", state, "state.chatbot_results", "chatbot.result"),
+        "creator.messaging": route("creator.messaging", state, "state.creator_messaging", "creator.messaging"),
     }
     return Topology(
         ingest=ingest,

@@ -1,11 +1,14 @@
 """The samples read model: `projections.samples`, `sample_contents`, `sample_status_history`,
-`crawl_batches`.
+`crawl_batches`, `webhooks` and `pending_webhooks`.
 
 Events are folded a page at a time: read every event of the page (pure), load the states of every
-sample they touch in one query, fold in memory in log order, then write each table once. Status and
-content changes are appended back to the log as derived events (`sample.status_changed`,
-`sample.content_observed`) with ids derived from their cause, so a rebuild re-derives the same ids
-and appends nothing.
+sample they touch in one query per kind, fold in memory in log order, then write each table once.
+Status and content changes are appended back to the log as derived events (`sample.status_changed`,
+`sample.content_observed`) with ids derived from their cause, so a rebuild appends nothing.
+
+A type-56 webhook joins its sample by application id, else by (product id, creator id). One that
+joins nothing yet waits in `pending_webhooks` and is applied when an observation introduces its
+sample; ordering by `observed_at` then decides whether it still moves the status or is stale.
 """
 
 from __future__ import annotations
@@ -17,18 +20,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from events.envelope import (
-    CRAWL_BATCH_RECORDED,
-    SAMPLE_CONTENT_OBSERVED,
-    SAMPLE_STATUS_CHANGED,
-    NewEvent,
-    RecordedEvent,
-    derived_event_id,
-)
+from events.envelope import CRAWL_BATCH_RECORDED, STATUS_REPORTED, WEBHOOK_RECEIVED, RecordedEvent
 from projections import samples_store as store
-from projections.crawl_reading import BatchReading, ContentSighting, read_crawl_batch
-from projections.sample_state import Observation, Outcome, SampleState, apply_observation
-from service.eventstore import append_events
+from projections.crawl_reading import BatchReading, read_crawl_batch
+from projections.sample_fold import SampleFold, WaitingWebhook, waiting_from_row
+from projections.sample_inputs import WebhookReading, read_status_report, read_webhook, webhook_observation
+from projections.sample_state import Observation
+
+Reading = BatchReading | Observation | WebhookReading
 
 
 def received_at(event: RecordedEvent) -> datetime:
@@ -36,168 +35,111 @@ def received_at(event: RecordedEvent) -> datetime:
     return datetime.fromisoformat(raw) if raw else event.recorded_at
 
 
-class SampleFold:
-    """In-memory fold of one page of events; `write` persists it."""
-
-    def __init__(self, states: dict[str, SampleState]) -> None:
-        self.states = dict(states)
-        self.touched: dict[str, int] = {}
-        self.history: list[dict[str, Any]] = []
-        self.contents: dict[tuple[str, str], dict[str, Any]] = {}
-        self.batches: list[dict[str, Any]] = []
-        self.derived: list[NewEvent] = []
-
-    def observe(self, event: RecordedEvent, obs: Observation) -> Outcome:
-        outcome = apply_observation(self.states.get(obs.sample_id), obs)
-        if outcome.state != self.states.get(obs.sample_id):
-            self.states[obs.sample_id] = outcome.state
-            self.touched[obs.sample_id] = event.position
-        if outcome.status_change is not None:
-            self._record_status_change(event, outcome)
-        if outcome.content_changed:
-            self._derive(
-                event,
-                SAMPLE_CONTENT_OBSERVED,
-                f"content:{obs.sample_id}",
-                {
-                    "sample_id": obs.sample_id,
-                    "region": outcome.state.region,
-                    "platform_creator_id": outcome.state.platform_creator_id,
-                    "status": outcome.state.status,
-                    "content_count": outcome.state.content_count,
-                    "observed_at": obs.observed_at.isoformat(),
-                },
-            )
-        return outcome
-
-    def see_content(self, sighting: ContentSighting) -> None:
-        key = (sighting.sample_id, sighting.item.key)
-        item = sighting.item
-        row = {
-            "sample_id": sighting.sample_id,
-            "content_key": item.key,
-            "content_type": item.content_type,
-            "title": item.title,
-            "posted_at": item.posted_at,
-            "view_count": item.view_count,
-            "like_count": item.like_count,
-            "comment_count": item.comment_count,
-            "order_count": item.order_count,
-            "order_amount": item.order_amount,
-            "first_seen_at": sighting.observed_at,
-            "last_seen_at": sighting.observed_at,
-        }
-        earlier = self.contents.get(key)
-        if earlier is not None:  # one statement cannot upsert a key twice: merge here
-            newest, oldest = (row, earlier) if row["last_seen_at"] >= earlier["last_seen_at"] else (earlier, row)
-            row = {k: newest[k] if newest[k] is not None else oldest[k] for k in row}
-            row["first_seen_at"] = min(earlier["first_seen_at"], sighting.observed_at)
-            row["last_seen_at"] = max(earlier["last_seen_at"], sighting.observed_at)
-        self.contents[key] = row
-
-    def _record_status_change(self, event: RecordedEvent, outcome: Outcome) -> None:
-        change = outcome.status_change
-        assert change is not None
-        state = outcome.state
-        seq = sum(1 for h in self.history if h["event_position"] == event.position)
-        self.history.append(
-            {
-                "event_position": event.position,
-                "sample_id": state.sample_id,
-                "seq": seq,
-                "from_status": change.from_status,
-                "to_status": change.to_status,
-                "observed_at": change.observed_at,
-                "source": change.source,
-                "regression": change.regression,
-            }
-        )
-        self._derive(
-            event,
-            SAMPLE_STATUS_CHANGED,
-            f"status:{state.sample_id}:{seq}",
-            {
-                "sample_id": state.sample_id,
-                "region": state.region,
-                "platform_product_id": state.platform_product_id,
-                "platform_creator_id": state.platform_creator_id,
-                "from_status": change.from_status,
-                "to_status": change.to_status,
-                "observed_at": change.observed_at.isoformat(),
-                "source": change.source,
-                "regression": change.regression,
-                "first_sighting": change.first_sighting,
-                "content_count": state.content_count,
-            },
-        )
-
-    def _derive(self, cause: RecordedEvent, event_type: str, name: str, data: dict[str, Any]) -> None:
-        self.derived.append(
-            NewEvent(
-                stream_id=f"sample-{data['sample_id']}",
-                event_type=event_type,
-                data=data,
-                metadata={
-                    "causation_id": str(cause.event_id),
-                    "correlation_id": cause.metadata.get("correlation_id"),
-                    "source": cause.metadata.get("source"),
-                },
-                event_id=derived_event_id(cause.event_id, name),
-            )
-        )
-
-    async def write(self, conn: AsyncConnection) -> None:
-        await store.upsert_samples(conn, [(self.states[sid], pos) for sid, pos in self.touched.items()])
-        await store.upsert_contents(conn, list(self.contents.values()))
-        await store.insert_history(conn, self.history)
-        await store.insert_crawl_batches(conn, self.batches)
-        await append_events(conn, self.derived)
+def read_event(event: RecordedEvent) -> Reading:
+    if event.event_type == CRAWL_BATCH_RECORDED:
+        return read_crawl_batch(event.data, received_at(event))
+    if event.event_type == STATUS_REPORTED:
+        return read_status_report(event.data)
+    return read_webhook(event.data, received_at(event))
 
 
 def on_crawl_batch_recorded(fold: SampleFold, event: RecordedEvent, reading: BatchReading) -> None:
     new = changed = 0
     for obs in reading.observations:
-        was_known = obs.sample_id in fold.states
         before = fold.states.get(obs.sample_id)
         outcome = fold.observe(event, obs)
-        if not was_known:
+        if before is None:
             new += 1
-        elif before is not None and before.fingerprint() != outcome.state.fingerprint():
+        elif before.fingerprint() != outcome.state.fingerprint():
             changed += 1
     for sighting in reading.contents:
         fold.see_content(sighting)
-    fold.batches.append(
-        {
-            "message_id": event.metadata.get("message_id") or event.stream_id,
-            "event_position": event.position,
-            "source": reading.source,
-            "received_at": received_at(event),
-            "content_expanded": reading.content_expanded,
-            "rows_total": reading.rows_total,
-            "rows_rejected": len(reading.rejected),
-            "rejections": json.dumps([{"row": r.index, "reason": r.reason} for r in reading.rejected]),
-            "samples_new": new,
-            "samples_changed": changed,
-        }
-    )
+    fold.batches.append({
+        "message_id": event.metadata.get("message_id") or event.stream_id,
+        "event_position": event.position,
+        "source": reading.source,
+        "received_at": received_at(event),
+        "content_expanded": reading.content_expanded,
+        "rows_total": reading.rows_total,
+        "rows_rejected": len(reading.rejected),
+        "rejections": json.dumps([{"row": r.index, "reason": r.reason} for r in reading.rejected]),
+        "samples_new": new,
+        "samples_changed": changed,
+    })  # fmt: skip
+
+
+def on_status_reported(fold: SampleFold, event: RecordedEvent, observation: Observation) -> None:
+    fold.observe(event, observation)
+
+
+def on_webhook_received(fold: SampleFold, event: RecordedEvent, reading: WebhookReading) -> None:
+    data = event.data
+    row: dict[str, Any] = {
+        "event_position": event.position, "notification_id": data.get("notification_id"), "type": data.get("type"),
+        "shop_id": data.get("shop_id"), "creator_open_id": data.get("creator_open_id"),
+        "occurred_at": datetime.fromisoformat(data["timestamp"]) if data.get("timestamp") else None,
+        "received_at": received_at(event), "signature_valid": data.get("signature_valid"),
+        "application_id": reading.change.application_id if reading.change else None,
+        "new_status": reading.change.raw_status if reading.change else None,
+        "disposition": "unknown_status" if reading.unknown_status else "recorded", "sample_id": None,
+    }  # fmt: skip
+    fold.webhooks[event.position] = row
+    if reading.change is None:
+        return
+    target = fold.find(reading.change)
+    if target is None:
+        fold.wait(WaitingWebhook(event.position, reading.change, reading.observed_at))
+        row["disposition"] = "waiting_for_sample"
+        return
+    outcome = fold.observe(event, webhook_observation(target, reading.change, reading.observed_at))
+    row.update(disposition="stale" if outcome.stale else "applied", sample_id=target.sample_id)
+
+
+async def load_fold(conn: AsyncConnection, readings: Sequence[tuple[RecordedEvent, Reading]]) -> SampleFold:
+    """Every state and waiting webhook the page can touch, in three queries."""
+    observations = [o for _, r in readings for o in _observations(r)]
+    changes = [r.change for _, r in readings if isinstance(r, WebhookReading) and r.change is not None]
+    states = await store.load_states(conn, {o.sample_id for o in observations})
+    states.update(await store.load_joined_states(
+        conn, [c.application_id for c in changes if c.application_id],
+        [(c.platform_product_id, c.platform_creator_id) for c in changes
+         if c.platform_product_id and c.platform_creator_id]))  # fmt: skip
+    app_ids = [o.facts["application_id"] for o in observations if o.facts.get("application_id")]
+    app_ids += [s.application_id for s in states.values() if s.application_id]
+    pairs = [(o.platform_product_id, o.facts["platform_creator_id"]) for o in observations
+             if o.facts.get("platform_creator_id")]  # fmt: skip
+    fold = SampleFold(states)
+    for row in await store.load_waiting(conn, app_ids, pairs):
+        fold.waiting[row["event_position"]] = waiting_from_row(row)
+    return fold
+
+
+def _observations(reading: Reading) -> list[Observation]:
+    if isinstance(reading, BatchReading):
+        return reading.observations
+    return [reading] if isinstance(reading, Observation) else []
 
 
 class SamplesProjection:
     name = "samples"
-    event_types = (CRAWL_BATCH_RECORDED,)
+    event_types = (CRAWL_BATCH_RECORDED, STATUS_REPORTED, WEBHOOK_RECEIVED)
     tables = (
         "projections.samples",
         "projections.sample_contents",
         "projections.sample_status_history",
         "projections.crawl_batches",
+        "projections.webhooks",
+        "projections.pending_webhooks",
     )
 
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> None:
-        readings = [
-            (e, read_crawl_batch(e.data, received_at(e))) for e in events if e.event_type == CRAWL_BATCH_RECORDED
-        ]
-        sample_ids = {obs.sample_id for _, r in readings for obs in r.observations}
-        fold = SampleFold(await store.load_states(conn, sample_ids))
+        readings = [(event, read_event(event)) for event in events]
+        fold = await load_fold(conn, readings)
         for event, reading in readings:
-            on_crawl_batch_recorded(fold, event, reading)
+            if isinstance(reading, BatchReading):
+                on_crawl_batch_recorded(fold, event, reading)
+            elif isinstance(reading, Observation):
+                on_status_reported(fold, event, reading)
+            else:
+                on_webhook_received(fold, event, reading)
         await fold.write(conn)

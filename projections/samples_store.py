@@ -70,13 +70,14 @@ async def load_states(conn: AsyncConnection, sample_ids: Iterable[str]) -> dict[
     if not ids:
         return {}
     rows = (await conn.execute(_LOAD, {"ids": ids})).mappings().all()
-    states: dict[str, SampleState] = {}
-    for row in rows:
-        values = dict(row)
-        if values["status"] is not None:
-            values["status"] = Status(values["status"])
-        states[values["sample_id"]] = SampleState(**values)
-    return states
+    return {s.sample_id: s for s in map(_state, rows)}
+
+
+def _state(row: Any) -> SampleState:
+    values = dict(row)
+    if values["status"] is not None:
+        values["status"] = Status(values["status"])
+    return SampleState(**values)
 
 
 async def upsert_samples(conn: AsyncConnection, states: Sequence[tuple[SampleState, int]]) -> None:
@@ -106,3 +107,83 @@ async def insert_history(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) 
 async def insert_crawl_batches(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(_INSERT_BATCH, list(rows))
+
+
+_JOIN = """
+    {column} = ANY(CAST(:apps AS text[]))
+    OR (platform_product_id, platform_creator_id) IN (
+        SELECT p, c FROM unnest(CAST(:pids AS text[]), CAST(:cids AS text[])) AS u(p, c))
+"""
+_LOAD_JOINED = text(
+    f"SELECT {', '.join(STATE_COLUMNS)} FROM projections.samples WHERE " + _JOIN.format(column="application_id")
+)
+_LOAD_WAITING = text(
+    "SELECT event_position, application_id, platform_product_id, platform_creator_id, status, cancel_reason, "
+    "observed_at FROM projections.pending_webhooks WHERE " + _JOIN.format(column="application_id")
+)
+_INSERT_WEBHOOK = text("""
+    INSERT INTO projections.webhooks
+        (event_position, notification_id, type, shop_id, creator_open_id, occurred_at, received_at,
+         signature_valid, application_id, new_status, disposition, sample_id)
+    VALUES (:event_position, :notification_id, :type, :shop_id, :creator_open_id, :occurred_at, :received_at,
+            :signature_valid, :application_id, :new_status, :disposition, :sample_id)
+""")
+_UPDATE_WEBHOOK = text("""
+    UPDATE projections.webhooks SET disposition = :disposition, sample_id = :sample_id
+    WHERE event_position = :event_position
+""")
+_INSERT_WAITING = text("""
+    INSERT INTO projections.pending_webhooks
+        (event_position, application_id, platform_product_id, platform_creator_id, status, cancel_reason,
+         observed_at)
+    VALUES (:event_position, :application_id, :platform_product_id, :platform_creator_id, :status,
+            :cancel_reason, :observed_at)
+""")
+_DELETE_WAITING = text(
+    "DELETE FROM projections.pending_webhooks WHERE event_position = ANY(CAST(:positions AS bigint[]))"
+)
+
+
+def _join_params(application_ids: Iterable[str], pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    pair_list = sorted(set(pairs))
+    return {"apps": sorted(set(application_ids)), "pids": [p for p, _ in pair_list], "cids": [c for _, c in pair_list]}
+
+
+async def load_joined_states(
+    conn: AsyncConnection, application_ids: Iterable[str], pairs: Iterable[tuple[str, str]]
+) -> dict[str, SampleState]:
+    """Samples a webhook may join: by application id, or by (product id, creator id)."""
+    params = _join_params(application_ids, pairs)
+    if not params["apps"] and not params["pids"]:
+        return {}
+    return {s.sample_id: s for s in map(_state, (await conn.execute(_LOAD_JOINED, params)).mappings().all())}
+
+
+async def load_waiting(
+    conn: AsyncConnection, application_ids: Iterable[str], pairs: Iterable[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """Webhooks waiting for a sample with one of these join keys."""
+    params = _join_params(application_ids, pairs)
+    if not params["apps"] and not params["pids"]:
+        return []
+    return [dict(r) for r in (await conn.execute(_LOAD_WAITING, params)).mappings().all()]
+
+
+async def insert_webhooks(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_INSERT_WEBHOOK, list(rows))
+
+
+async def update_webhooks(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_UPDATE_WEBHOOK, list(rows))
+
+
+async def insert_waiting(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_INSERT_WAITING, list(rows))
+
+
+async def delete_waiting(conn: AsyncConnection, positions: Sequence[int]) -> None:
+    if positions:
+        await conn.execute(_DELETE_WAITING, {"positions": list(positions)})

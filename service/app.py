@@ -14,9 +14,12 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from handlers.ingest import crawl_batch_event
+from handlers.ingest import INGEST_BUILDERS
 from handlers.intake import EventBuilder, Intake
+from handlers.state import STATE_BUILDERS
 from handlers.topology import Topology, build_topology
+from handlers.webhooks import webhook_event_builder
+from projections.catalog import CatalogProjection
 from projections.samples import SamplesProjection
 from service.database import create_engine
 from service.recorder import Recorder
@@ -31,7 +34,7 @@ GRACEFUL_TIMEOUT_SECONDS = 20.0
 
 
 def all_projections() -> list[Projection]:
-    return [SamplesProjection()]
+    return [SamplesProjection(), CatalogProjection()]
 
 
 @dataclass
@@ -96,7 +99,11 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
         assert service.recorder is not None, "workers start before the broker consumes"
         return Intake(broker, service.recorder, topology.dead_letter_exchange, settings.record_attempts)
 
-    builders: dict[str, EventBuilder] = {"samples.crawled": crawl_batch_event}
+    builders: dict[str, EventBuilder] = {
+        **INGEST_BUILDERS,
+        **STATE_BUILDERS,
+        "tiktok.shop": webhook_event_builder(settings.tiktok_app_key, settings.tiktok_app_secret),
+    }
     for key, build_event in builders.items():
         route = topology.routes[key]
         subscriber = broker.subscriber(

@@ -37,13 +37,14 @@ class Checkpoint:
 
 _INSERT = text("""
     INSERT INTO eventstore.events
-        (event_id, stream_id, stream_version, event_type, event_version, data, metadata, dedupe_key)
+        (event_id, stream_id, stream_version, event_type, event_version, data, metadata, dedupe_key, personal)
     SELECT e.event_id, e.stream_id, e.stream_version, e.event_type, e.event_version,
-           e.data::jsonb, e.metadata::jsonb, e.dedupe_key
+           e.data::jsonb, e.metadata::jsonb, e.dedupe_key, e.personal::jsonb
     FROM unnest(CAST(:event_ids AS uuid[]), CAST(:stream_ids AS text[]), CAST(:versions AS int[]),
                 CAST(:types AS text[]), CAST(:type_versions AS int[]), CAST(:data AS text[]),
-                CAST(:metadata AS text[]), CAST(:dedupe_keys AS text[])) WITH ORDINALITY
-         AS e(event_id, stream_id, stream_version, event_type, event_version, data, metadata, dedupe_key, ord)
+                CAST(:metadata AS text[]), CAST(:dedupe_keys AS text[]), CAST(:personal AS text[])) WITH ORDINALITY
+         AS e(event_id, stream_id, stream_version, event_type, event_version, data, metadata, dedupe_key, personal,
+              ord)
     ORDER BY e.ord  -- positions follow the order the caller gave
     ON CONFLICT DO NOTHING
     RETURNING event_id
@@ -91,6 +92,7 @@ async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> li
                 "data": [_dumps(e.data) for e in events],
                 "metadata": [_dumps(e.metadata) for e in events],
                 "dedupe_keys": [e.dedupe_key for e in events],
+                "personal": [_dumps(e.personal) if e.personal is not None else None for e in events],
             },
         )
     }
@@ -121,7 +123,7 @@ _FENCE = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
 
 _READ = text("""
     SELECT position, transaction_id::text, event_id, stream_id, stream_version, event_type,
-           event_version, data, metadata, recorded_at
+           event_version, data, metadata, recorded_at, personal
     FROM eventstore.events
     WHERE (transaction_id, position) > (CAST(:txid AS xid8), :position)
       AND transaction_id < CAST(:fence AS xid8)
@@ -175,6 +177,7 @@ async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Seque
             data=upcast(r[5], r[6], r[7]),
             metadata=r[8],
             recorded_at=r[9],
+            personal=r[10],
         )
         for r in rows
     ]

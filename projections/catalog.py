@@ -1,0 +1,131 @@
+"""The catalog read model: `projections.creators`, `projections.products`, `projections.catalog_batches`.
+
+A crawl that lacks a value never erases a known one (the old system wiped WhatsApp numbers that
+way): every column is `coalesce(new, known)`. Opt-outs apply in the order of their `at`, so a late
+opt-in does not undo a newer opt-out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from events.catalog import CreatorRow, ProductRow, read_creator_row, read_product_row
+from events.crawl import RejectedRow
+from events.envelope import CREATOR_BATCH_RECORDED, CREATOR_MESSAGING_CHANGED, PRODUCT_BATCH_RECORDED, RecordedEvent
+from events.state import CreatorMessaging
+from projections.sample_inputs import as_utc
+from projections.samples import received_at
+
+_CREATOR_FACTS = ("platform_creator_username", "platform_creator_display_name", "region", "followers", "whatsapp",
+                  "email")  # fmt: skip
+_PRODUCT_FACTS = ("product_name", "platform_campaign_id", "platform_campaign_name", "region")
+
+
+def _upsert(table: str, key: str, facts: Sequence[str]) -> Any:
+    columns = (key, *facts, "first_seen_at", "last_seen_at")
+    updates = [f"{c} = coalesce(excluded.{c}, t.{c})" for c in facts]
+    updates += ["first_seen_at = least(t.first_seen_at, excluded.first_seen_at)",
+                "last_seen_at = greatest(t.last_seen_at, excluded.last_seen_at)"]  # fmt: skip
+    return text(
+        f"INSERT INTO {table} AS t ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(updates)}"
+    )
+
+
+_UPSERT_CREATOR = _upsert("projections.creators", "platform_creator_id", _CREATOR_FACTS)
+_UPSERT_PRODUCT = _upsert("projections.products", "platform_product_id", _PRODUCT_FACTS)
+_UPSERT_MESSAGING = text("""
+    INSERT INTO projections.creators AS t
+        (platform_creator_id, opted_out, opted_out_reason, messaging_changed_at, first_seen_at, last_seen_at)
+    VALUES (:platform_creator_id, :opted_out, :opted_out_reason, :at, :seen_at, :seen_at)
+    ON CONFLICT (platform_creator_id) DO UPDATE SET
+        opted_out = CASE WHEN t.messaging_changed_at > excluded.messaging_changed_at THEN t.opted_out
+                         ELSE excluded.opted_out END,
+        opted_out_reason = CASE WHEN t.messaging_changed_at > excluded.messaging_changed_at THEN t.opted_out_reason
+                                ELSE excluded.opted_out_reason END,
+        messaging_changed_at = greatest(t.messaging_changed_at, excluded.messaging_changed_at),
+        first_seen_at = least(t.first_seen_at, excluded.first_seen_at),
+        last_seen_at = greatest(t.last_seen_at, excluded.last_seen_at)
+""")
+_INSERT_BATCH = text("""
+    INSERT INTO projections.catalog_batches
+        (message_id, event_position, kind, source, received_at, rows_total, rows_rejected, rejections)
+    VALUES (:message_id, :event_position, :kind, :source, :received_at, :rows_total, :rows_rejected,
+            CAST(:rejections AS jsonb))
+""")
+
+
+def _merge(rows: dict[str, dict[str, Any]], key: str, row: dict[str, Any]) -> None:
+    """Within a page one statement cannot touch a key twice: later known values win, unknowns keep."""
+    earlier = rows.get(row[key])
+    if earlier is not None:
+        row = {k: row[k] if row[k] is not None else earlier[k] for k in row}
+        row["first_seen_at"] = min(earlier["first_seen_at"], row["first_seen_at"])
+    rows[row[key]] = row
+
+
+class CatalogProjection:
+    name = "catalog"
+    event_types = (CREATOR_BATCH_RECORDED, PRODUCT_BATCH_RECORDED, CREATOR_MESSAGING_CHANGED)
+    tables = ("projections.creators", "projections.products", "projections.catalog_batches")
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> None:
+        creators: dict[str, dict[str, Any]] = {}
+        products: dict[str, dict[str, Any]] = {}
+        messaging: list[dict[str, Any]] = []
+        batches: list[dict[str, Any]] = []
+        for event in events:
+            seen = received_at(event)
+            if event.event_type == CREATOR_MESSAGING_CHANGED:
+                messaging.append(_messaging_row(event.data, seen))
+                continue
+            personal = (event.personal or {}).get("rows", {})
+            rejected: list[RejectedRow] = []
+            for index, raw in enumerate(event.data.get("rows") or []):
+                read = (read_creator_row(index, raw, personal.get(str(index), {}))
+                        if event.event_type == CREATOR_BATCH_RECORDED else read_product_row(index, raw))  # fmt: skip
+                if isinstance(read, RejectedRow):
+                    rejected.append(read)
+                elif isinstance(read, CreatorRow):
+                    _merge(creators, "platform_creator_id", _facts(read, _CREATOR_FACTS, "platform_creator_id", seen))
+                else:
+                    _merge(products, "platform_product_id", _facts(read, _PRODUCT_FACTS, "platform_product_id", seen))
+            batches.append(_batch_row(event, seen, rejected))
+        if creators:
+            await conn.execute(_UPSERT_CREATOR, list(creators.values()))
+        if products:
+            await conn.execute(_UPSERT_PRODUCT, list(products.values()))
+        for row in messaging:  # in log order: each may depend on the one before
+            await conn.execute(_UPSERT_MESSAGING, row)
+        if batches:
+            await conn.execute(_INSERT_BATCH, batches)
+
+
+def _facts(row: CreatorRow | ProductRow, names: Sequence[str], key: str, seen: datetime) -> dict[str, Any]:
+    values = {name: getattr(row, name) for name in (key, *names)}
+    return {**values, "first_seen_at": seen, "last_seen_at": seen}
+
+
+def _messaging_row(body: dict[str, Any], seen: datetime) -> dict[str, Any]:
+    change = CreatorMessaging.model_validate(body)
+    return {"platform_creator_id": change.platform_creator_id, "opted_out": change.opted_out,
+            "opted_out_reason": change.reason, "at": as_utc(change.at), "seen_at": seen}  # fmt: skip
+
+
+def _batch_row(event: RecordedEvent, seen: datetime, rejected: list[RejectedRow]) -> dict[str, Any]:
+    return {
+        "message_id": event.metadata.get("message_id") or event.stream_id,
+        "event_position": event.position,
+        "kind": "creators" if event.event_type == CREATOR_BATCH_RECORDED else "products",
+        "source": str(event.data.get("source") or "unknown"),
+        "received_at": seen,
+        "rows_total": len(event.data.get("rows") or []),
+        "rows_rejected": len(rejected),
+        "rejections": json.dumps([{"row": r.index, "reason": r.reason} for r in rejected]),
+    }

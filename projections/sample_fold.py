@@ -1,0 +1,192 @@
+"""The in-memory fold of one page of events for the samples read model, and its single write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from events.envelope import SAMPLE_CONTENT_OBSERVED, SAMPLE_STATUS_CHANGED, NewEvent, RecordedEvent, derived_event_id
+from events.statuses import Status
+from events.webhooks import SampleApplicationChange
+from projections import samples_store as store
+from projections.crawl_reading import ContentSighting
+from projections.sample_inputs import webhook_observation
+from projections.sample_state import Observation, Outcome, SampleState, apply_observation
+from service.eventstore import append_events
+
+
+@dataclass(frozen=True)
+class WaitingWebhook:
+    """A type-56 webhook whose sample is not known yet."""
+
+    event_position: int
+    change: SampleApplicationChange
+    observed_at: datetime
+
+    def joins(self, state: SampleState) -> bool:
+        if self.change.application_id and self.change.application_id == state.application_id:
+            return True
+        return (
+            self.change.platform_creator_id is not None
+            and self.change.platform_product_id == state.platform_product_id
+            and self.change.platform_creator_id == state.platform_creator_id
+        )
+
+
+@dataclass
+class SampleFold:
+    states: dict[str, SampleState]
+    waiting: dict[int, WaitingWebhook] = field(default_factory=dict)
+    touched: dict[str, int] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    contents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    webhooks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    webhook_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    waiting_added: set[int] = field(default_factory=set)
+    waiting_done: set[int] = field(default_factory=set)
+    derived: list[NewEvent] = field(default_factory=list)
+
+    def observe(self, event: RecordedEvent, obs: Observation) -> Outcome:
+        """Apply one observation, then any webhook that was waiting for this sample."""
+        outcome = self._apply(event, obs)
+        for webhook in sorted(self._waiting_for(outcome.state), key=lambda w: (w.observed_at, w.event_position)):
+            late = self._apply(event, webhook_observation(outcome.state, webhook.change, webhook.observed_at))
+            self.waiting_done.add(webhook.event_position)
+            del self.waiting[webhook.event_position]
+            self.set_webhook_disposition(webhook.event_position, "stale" if late.stale else "applied", obs.sample_id)
+            outcome = late
+        return outcome
+
+    def find(self, change: SampleApplicationChange) -> SampleState | None:
+        """The sample a type-56 webhook joins: by application id, else by (product, creator)."""
+        for state in self.states.values():
+            if change.application_id and state.application_id == change.application_id:
+                return state
+        for state in self.states.values():
+            if (
+                change.platform_creator_id
+                and state.platform_product_id == change.platform_product_id
+                and state.platform_creator_id == change.platform_creator_id
+            ):
+                return state
+        return None
+
+    def wait(self, webhook: WaitingWebhook) -> None:
+        self.waiting[webhook.event_position] = webhook
+        self.waiting_added.add(webhook.event_position)
+
+    def set_webhook_disposition(self, position: int, disposition: str, sample_id: str | None) -> None:
+        row = self.webhooks.get(position) or self.webhook_updates.setdefault(position, {"event_position": position})
+        row.update(disposition=disposition, sample_id=sample_id)
+
+    def see_content(self, sighting: ContentSighting) -> None:
+        key = (sighting.sample_id, sighting.item.key)
+        item = sighting.item
+        row = {
+            "sample_id": sighting.sample_id, "content_key": item.key, "content_type": item.content_type,
+            "title": item.title, "posted_at": item.posted_at, "view_count": item.view_count,
+            "like_count": item.like_count, "comment_count": item.comment_count,
+            "order_count": item.order_count, "order_amount": item.order_amount,
+            "first_seen_at": sighting.observed_at, "last_seen_at": sighting.observed_at,
+        }  # fmt: skip
+        earlier = self.contents.get(key)
+        if earlier is not None:  # one statement cannot upsert a key twice: merge here
+            newest, oldest = (row, earlier) if row["last_seen_at"] >= earlier["last_seen_at"] else (earlier, row)
+            row = {k: newest[k] if newest[k] is not None else oldest[k] for k in row}
+            row["first_seen_at"] = min(earlier["first_seen_at"], sighting.observed_at)
+            row["last_seen_at"] = max(earlier["last_seen_at"], sighting.observed_at)
+        self.contents[key] = row
+
+    def _waiting_for(self, state: SampleState) -> list[WaitingWebhook]:
+        return [w for w in self.waiting.values() if w.joins(state)]
+
+    def _apply(self, event: RecordedEvent, obs: Observation) -> Outcome:
+        outcome = apply_observation(self.states.get(obs.sample_id), obs)
+        if outcome.state != self.states.get(obs.sample_id):
+            self.states[obs.sample_id] = outcome.state
+            self.touched[obs.sample_id] = event.position
+        if outcome.status_change is not None:
+            self._record_status_change(event, outcome)
+        if outcome.content_changed:
+            self._derive(event, SAMPLE_CONTENT_OBSERVED, f"content:{obs.sample_id}", {
+                "sample_id": obs.sample_id,
+                "region": outcome.state.region,
+                "platform_creator_id": outcome.state.platform_creator_id,
+                "status": outcome.state.status,
+                "content_count": outcome.state.content_count,
+                "observed_at": obs.observed_at.isoformat(),
+            })  # fmt: skip
+        return outcome
+
+    def _record_status_change(self, event: RecordedEvent, outcome: Outcome) -> None:
+        change = outcome.status_change
+        assert change is not None
+        state = outcome.state
+        seq = sum(1 for h in self.history if h["event_position"] == event.position)
+        self.history.append({
+            "event_position": event.position, "sample_id": state.sample_id, "seq": seq,
+            "from_status": change.from_status, "to_status": change.to_status,
+            "observed_at": change.observed_at, "source": change.source, "regression": change.regression,
+        })  # fmt: skip
+        self._derive(event, SAMPLE_STATUS_CHANGED, f"status:{state.sample_id}:{seq}", {
+            "sample_id": state.sample_id,
+            "region": state.region,
+            "platform_product_id": state.platform_product_id,
+            "platform_creator_id": state.platform_creator_id,
+            "from_status": change.from_status,
+            "to_status": change.to_status,
+            "observed_at": change.observed_at.isoformat(),
+            "source": change.source,
+            "regression": change.regression,
+            "first_sighting": change.first_sighting,
+            "content_count": state.content_count,
+        })  # fmt: skip
+
+    def _derive(self, cause: RecordedEvent, event_type: str, name: str, data: dict[str, Any]) -> None:
+        self.derived.append(
+            NewEvent(
+                stream_id=f"sample-{data['sample_id']}",
+                event_type=event_type,
+                data=data,
+                metadata={
+                    "causation_id": str(cause.event_id),
+                    "correlation_id": cause.metadata.get("correlation_id"),
+                    "source": cause.metadata.get("source"),
+                },
+                event_id=derived_event_id(cause.event_id, name),
+            )
+        )
+
+    async def write(self, conn: AsyncConnection) -> None:
+        await store.upsert_samples(conn, [(self.states[sid], pos) for sid, pos in self.touched.items()])
+        await store.upsert_contents(conn, list(self.contents.values()))
+        await store.insert_history(conn, self.history)
+        await store.insert_crawl_batches(conn, self.batches)
+        await store.insert_webhooks(conn, list(self.webhooks.values()))
+        await store.update_webhooks(conn, list(self.webhook_updates.values()))
+        added = [self.waiting[p] for p in self.waiting_added if p in self.waiting]
+        await store.insert_waiting(conn, [_waiting_row(w) for w in added])
+        await store.delete_waiting(conn, sorted(self.waiting_done - self.waiting_added))
+        await append_events(conn, self.derived)
+
+
+def _waiting_row(webhook: WaitingWebhook) -> dict[str, Any]:
+    change = webhook.change
+    return {
+        "event_position": webhook.event_position, "application_id": change.application_id,
+        "platform_product_id": change.platform_product_id, "platform_creator_id": change.platform_creator_id,
+        "status": change.status.value, "cancel_reason": change.cancel_reason, "observed_at": webhook.observed_at,
+    }  # fmt: skip
+
+
+def waiting_from_row(row: dict[str, Any]) -> WaitingWebhook:
+    change = SampleApplicationChange(
+        application_id=row["application_id"], platform_product_id=row["platform_product_id"],
+        platform_creator_id=row["platform_creator_id"], status=Status(row["status"]),
+        cancel_reason=row["cancel_reason"], raw_status=row["cancel_reason"] or row["status"],
+    )  # fmt: skip
+    return WaitingWebhook(row["event_position"], change, row["observed_at"])
