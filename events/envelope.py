@@ -18,6 +18,10 @@ CREATOR_MESSAGING_CHANGED = "creator.messaging_changed"
 CHATBOT_RESULT_REPORTED = "chatbot.result_reported"
 SAMPLE_STATUS_CHANGED = "sample.status_changed"
 SAMPLE_CONTENT_OBSERVED = "sample.content_observed"
+CHATBOT_TASK_ISSUED = "chatbot.task_issued"
+CHATBOT_DISPATCH_DEFERRED = "chatbot.dispatch_deferred"
+CHATBOT_RETRY_ISSUED = "chatbot.task_retry_issued"
+CHATBOT_TASK_PUBLISHED = "chatbot.task_published"
 
 CURRENT_VERSION: dict[str, int] = {
     CRAWL_BATCH_RECORDED: 1,
@@ -29,6 +33,10 @@ CURRENT_VERSION: dict[str, int] = {
     CHATBOT_RESULT_REPORTED: 1,
     SAMPLE_STATUS_CHANGED: 1,
     SAMPLE_CONTENT_OBSERVED: 1,
+    CHATBOT_TASK_ISSUED: 1,
+    CHATBOT_DISPATCH_DEFERRED: 1,
+    CHATBOT_RETRY_ISSUED: 1,
+    CHATBOT_TASK_PUBLISHED: 1,
 }
 
 

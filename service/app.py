@@ -20,9 +20,14 @@ from handlers.state import STATE_BUILDERS
 from handlers.topology import Topology, build_topology
 from handlers.webhooks import webhook_event_builder
 from projections.catalog import CatalogProjection
+from projections.chatbot import ChatbotProjection
+from projections.chatbot_rules import ChatbotPolicy
 from projections.samples import SamplesProjection
 from service.database import create_engine
+from service.dispatcher import Dispatcher
+from service.loops import Loop
 from service.recorder import Recorder
+from service.relay import OutboxRelay, RelayReport
 from service.runner import Projection, ProjectionRunner
 from service.settings import Settings
 
@@ -33,8 +38,9 @@ log = structlog.get_logger("sample_ledger.app")
 GRACEFUL_TIMEOUT_SECONDS = 20.0
 
 
-def all_projections() -> list[Projection]:
-    return [SamplesProjection(), CatalogProjection()]
+def all_projections(settings: Settings) -> list[Projection]:
+    policy = ChatbotPolicy(regions=settings.regions)
+    return [SamplesProjection(), CatalogProjection(), ChatbotProjection(policy)]
 
 
 @dataclass
@@ -46,6 +52,9 @@ class Service:
     engine: AsyncEngine | None = None
     recorder: Recorder | None = None
     runner: ProjectionRunner | None = None
+    dispatcher: Dispatcher | None = None
+    relay: OutboxRelay | None = None
+    loops: list[Loop] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -61,7 +70,7 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
     )
     app = FastStream(broker, logger=faststream_logger)
     service = Service(settings, topology, broker, app)
-    chosen = list(projections) if projections is not None else all_projections()
+    chosen = list(projections) if projections is not None else all_projections(settings)
 
     async def start_workers() -> None:
         service.engine = create_engine(settings.database_url)
@@ -71,7 +80,25 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
         service.recorder = Recorder(service.engine, on_committed=service.runner.nudge)
         service.recorder.start()
         service.tasks.append(asyncio.create_task(service.runner.run(), name="projections"))
+        if settings.chatbot_dispatch_enabled:
+            await start_chatbot(service.engine)
         log.info("service.started", projections=[p.name for p in chosen])
+
+    async def start_chatbot(engine: AsyncEngine) -> None:
+        service.dispatcher = Dispatcher(engine, settings)
+        relay = service.relay = OutboxRelay(engine, settings.amqp_url, topology.chatbot.name)
+        await relay.connect()
+        relay_loop = Loop("relay", lambda: _did(relay.relay_once()), settings.chatbot_poll_seconds)
+
+        async def dispatch() -> bool:
+            assert service.dispatcher is not None
+            report = await service.dispatcher.dispatch_once()
+            if report.issued or report.retried:
+                relay_loop.nudge()
+            return report.total > 0
+
+        service.loops = [Loop("dispatcher", dispatch, settings.chatbot_poll_seconds), relay_loop]
+        service.tasks.extend(asyncio.create_task(loop.run(), name=loop.name) for loop in service.loops)
 
     async def declare_dead_letters() -> None:
         # Before any consumer starts: a dead letter published to an unbound fanout would be lost.
@@ -86,7 +113,11 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
             await service.recorder.stop()
         if service.runner is not None:
             service.runner.stop()
+        for loop in service.loops:
+            loop.stop()
         await asyncio.gather(*service.tasks, return_exceptions=True)
+        if service.relay is not None:
+            await service.relay.close()
         if service.engine is not None:
             await service.engine.dispose()
         log.info("service.stopped")
@@ -114,6 +145,11 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
         )
         subscriber(_handler(key, build_event, intake))
     return service
+
+
+async def _did(report: Awaitable[RelayReport]) -> bool:
+    result = await report
+    return result.published + result.failed > 0
 
 
 async def keep_body_raw(message: StreamMessage[Any]) -> bytes:

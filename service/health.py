@@ -77,5 +77,5 @@ async def check_database(settings: Settings, projection_names: list[str], max_la
 async def health(settings: Settings, max_lag: int) -> list[Check]:
     from service.app import all_projections
 
-    names = [p.name for p in all_projections()]
+    names = [p.name for p in all_projections(settings)]
     return [*await check_broker(settings), *await check_database(settings, names, max_lag)]

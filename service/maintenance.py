@@ -11,15 +11,15 @@ from service.runner import Projection, rebuild
 from service.settings import Settings
 
 
-def projection_named(name: str) -> Projection:
-    known = {p.name: p for p in all_projections()}
+def projection_named(settings: Settings, name: str) -> Projection:
+    known = {p.name: p for p in all_projections(settings)}
     if name not in known:
         raise CommandFailed(f"no projection named {name!r}; known: {', '.join(sorted(known))}")
     return known[name]
 
 
 async def rebuild_projection(settings: Settings, name: str) -> int:
-    projection = projection_named(name)
+    projection = projection_named(settings, name)
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         return await rebuild(engine, projection, settings.projection_batch_size)
@@ -36,4 +36,4 @@ async def list_projections(settings: Settings) -> list[str]:
             )
     finally:
         await engine.dispose()
-    return [f"{p.name}\tposition {rows.get(p.name, 0)}\t{', '.join(p.tables)}" for p in all_projections()]
+    return [f"{p.name}\tposition {rows.get(p.name, 0)}\t{', '.join(p.tables)}" for p in all_projections(settings)]

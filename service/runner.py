@@ -8,8 +8,6 @@ rows means a crash repeats nothing and skips nothing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -19,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.envelope import RecordedEvent
 from service.eventstore import Checkpoint, read_page
+from service.loops import Loop
 
 log = structlog.get_logger("sample_ledger.runner")
 
@@ -122,42 +121,20 @@ async def catch_up(engine: AsyncEngine, projection: Projection, page_size: int =
 class ProjectionRunner:
     """Keeps every projection caught up; woken early by `nudge()` after local appends."""
 
-    def __init__(
-        self, engine: AsyncEngine, projections: Sequence[Projection], page_size: int, idle_poll_seconds: float
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, projections: Sequence[Projection], page_size: int,
+                 idle_poll_seconds: float) -> None:  # fmt: skip
         self._engine = engine
         self._projections = list(projections)
         self._page_size = page_size
-        self._idle = idle_poll_seconds
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._loop = Loop("projections", self.apply_pages, idle_poll_seconds)
+        self.nudge = self._loop.nudge
+        self.stop = self._loop.stop
+        self.run = self._loop.run
 
-    def nudge(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    async def run(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                busy = False
-                for projection in self._projections:
-                    applied = await apply_next_page(self._engine, projection, self._page_size)
-                    busy = busy or bool(applied)
-                failures = 0
-            except Exception:
-                failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
-                log.exception("projection.failed", retry_in_seconds=delay)
-                await self._sleep(delay)
-                continue
-            if not busy:
-                await self._sleep(self._idle)
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+    async def apply_pages(self) -> bool:
+        """One page for each projection; True when any of them had events to apply."""
+        busy = False
+        for projection in self._projections:
+            applied = await apply_next_page(self._engine, projection, self._page_size)
+            busy = busy or bool(applied)
+        return busy

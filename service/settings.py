@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     record_attempts: int = Field(default=6, ge=1)
     projection_batch_size: int = Field(default=500, ge=1)
     projection_idle_poll_seconds: float = Field(default=0.5, gt=0)
+    chatbot_poll_seconds: float = Field(default=1.0, gt=0)
+    # A replica can take messages and keep projections without dispatching or relaying chatbot tasks.
+    chatbot_dispatch_enabled: bool = True
 
     @field_validator("log_format")
     @classmethod

@@ -211,7 +211,7 @@ async def test_rebuilding_every_projection_gives_the_live_rows(
     await eventually(lambda: scalar(engine, "SELECT count(*) FROM projections.creators"), lambda n: n == 1)
     await eventually(lambda: scalar(engine, "SELECT count(*) FROM projections.webhooks"), lambda n: n == 1)
 
-    for projection in all_projections():
+    for projection in all_projections(service.settings):
         tables = {t: await rows(engine, f"SELECT * FROM {t} ORDER BY 1, 2") for t in projection.tables}
         await rebuild_projection(service.settings, projection.name)
         for table, live in tables.items():

@@ -1,0 +1,206 @@
+"""The dispatcher: turns due chatbot schedules into tasks, in one transaction each batch.
+
+For every due schedule it decides, with the pure timing rules, whether the task may go out now
+(quiet hours in the region's time, the per-creator daily cap) and records the decision as an event:
+`chatbot.task_issued` together with its outbox row, or `chatbot.dispatch_deferred`. Event ids come
+from the task's business key, so the same run can never be decided twice, whatever crashes, replicas
+or replays happen; the schedule itself moves on when the chatbot projection folds the event.
+Schedules are claimed `FOR UPDATE SKIP LOCKED`, so any number of replicas may run it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from events.envelope import CHATBOT_DISPATCH_DEFERRED, CHATBOT_RETRY_ISSUED, CHATBOT_TASK_ISSUED, NewEvent
+from projections.chatbot_messages import MessageContext, build_messages
+from projections.chatbot_timing import MAX_RETRIES, after_quiet_hours, dispatch_time, region_timezone, task_id
+from service.eventstore import append_events
+from service.settings import Settings
+
+log = structlog.get_logger("sample_ledger.dispatcher")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+_DUE = text("""
+    SELECT s.sample_id, s.scenario, s.due_at, s.run_count, s.region, s.platform_creator_id
+    FROM projections.chatbot_schedules s
+    WHERE s.state = 'pending' AND s.due_at <= :now
+      AND NOT EXISTS (SELECT 1 FROM eventstore.chatbot_outbox o      -- issued, not yet folded
+                      WHERE o.sample_id = s.sample_id AND o.scenario = s.scenario AND o.run_no = s.run_count + 1)
+    ORDER BY s.due_at
+    LIMIT :limit
+    FOR UPDATE OF s SKIP LOCKED
+""")
+_RECENT = text("""
+    SELECT platform_creator_id, created_at FROM eventstore.chatbot_outbox
+    WHERE publication = 1 AND platform_creator_id = ANY(CAST(:creators AS text[])) AND created_at > :since
+""")
+_CONTEXT = text("""
+    SELECT s.sample_id, s.platform_product_id, coalesce(p.product_name, s.product_name) AS product_name,
+           coalesce(p.platform_campaign_name, s.platform_campaign_name) AS campaign_name,
+           coalesce(c.platform_creator_username, s.platform_creator_username) AS username,
+           c.whatsapp IS NOT NULL AS has_whatsapp
+    FROM projections.samples s
+    LEFT JOIN projections.products p USING (platform_product_id)
+    LEFT JOIN projections.creators c ON c.platform_creator_id = s.platform_creator_id
+    WHERE s.sample_id = ANY(CAST(:ids AS text[]))
+""")
+_OUTBOX = text("""
+    INSERT INTO eventstore.chatbot_outbox
+        (task_id, publication, sample_id, scenario, run_no, platform_creator_id, body, created_at, next_attempt_at)
+    VALUES (:task_id, :publication, :sample_id, :scenario, :run_no, :platform_creator_id, CAST(:body AS jsonb),
+            :now, :now)
+    ON CONFLICT DO NOTHING
+""")
+_RETRIES = text("""
+    SELECT t.task_id, t.region, t.publications
+    FROM projections.chatbot_tasks t
+    WHERE NOT t.closed AND t.retry_at <= :now
+    ORDER BY t.retry_at LIMIT :limit
+    FOR UPDATE OF t SKIP LOCKED
+""")
+_COPY_FOR_RETRY = text("""
+    INSERT INTO eventstore.chatbot_outbox
+        (task_id, publication, sample_id, scenario, run_no, platform_creator_id, body, created_at, next_attempt_at)
+    SELECT task_id, :publication, sample_id, scenario, run_no, platform_creator_id, body, :now, :now
+    FROM eventstore.chatbot_outbox WHERE task_id = :task_id AND publication = 1
+    ON CONFLICT DO NOTHING
+""")
+
+
+@dataclass(frozen=True)
+class DispatchReport:
+    issued: int = 0
+    deferred: int = 0
+    retried: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.issued + self.deferred + self.retried
+
+
+def decision_id(*parts: object) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, ":".join(str(p) for p in parts))
+
+
+class Dispatcher:
+    def __init__(self, engine: AsyncEngine, settings: Settings, clock: Clock = utc_now, batch: int = 100) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._clock = clock
+        self._batch = batch
+
+    async def dispatch_once(self) -> DispatchReport:
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            issued, deferred = await self._dispatch_due(conn, now)
+            retried = await self._retry_failed(conn, now)
+        report = DispatchReport(issued, deferred, retried)
+        if report.total:
+            log.info("chatbot.dispatched", issued=issued, deferred=deferred, retried=retried)
+        return report
+
+    async def _dispatch_due(self, conn: AsyncConnection, now: datetime) -> tuple[int, int]:
+        due = [dict(r) for r in (await conn.execute(_DUE, {"now": now, "limit": self._batch})).mappings()]
+        if not due:
+            return 0, 0
+        recent: dict[str, list[datetime]] = {}
+        creators = sorted({d["platform_creator_id"] for d in due})
+        for creator, created_at in await conn.execute(_RECENT, {"creators": creators, "since": now - timedelta(1)}):
+            recent.setdefault(creator, []).append(created_at)
+        contexts = {r["sample_id"]: dict(r) for r in (await conn.execute(
+            _CONTEXT, {"ids": [d["sample_id"] for d in due]})).mappings()}  # fmt: skip
+        issued = deferred = 0
+        for schedule in due:
+            creator = schedule["platform_creator_id"]
+            run_no = schedule["run_count"] + 1
+            when = dispatch_time(schedule["due_at"], now, quiet=self._settings.quiet_hours,
+                                 tz=region_timezone(schedule["region"]), issued=recent.get(creator, []),
+                                 cap=self._settings.chatbot_daily_cap)  # fmt: skip
+            if when > now:
+                await self._defer(conn, schedule, run_no, when)
+                deferred += 1
+                continue
+            if await self._issue(conn, schedule, run_no, contexts.get(schedule["sample_id"], {}), now):
+                recent.setdefault(creator, []).append(now)
+                issued += 1
+        return issued, deferred
+
+    async def _defer(self, conn: AsyncConnection, schedule: dict[str, Any], run_no: int, until: datetime) -> None:
+        sample_id, scenario = schedule["sample_id"], schedule["scenario"]
+        await append_events(conn, [NewEvent(
+            stream_id=f"chatbot_schedule-{sample_id}-{scenario}", event_type=CHATBOT_DISPATCH_DEFERRED,
+            data={"sample_id": sample_id, "scenario": scenario, "run_no": run_no, "until": until.isoformat(),
+                  "due_at": schedule["due_at"].isoformat()},
+            metadata={"source": "dispatcher"},
+            event_id=decision_id("chatbot.dispatch_deferred", sample_id, scenario, run_no, until.isoformat()),
+        )])  # fmt: skip
+
+    async def _issue(self, conn: AsyncConnection, schedule: dict[str, Any], run_no: int, context: dict[str, Any],
+                     now: datetime) -> bool:  # fmt: skip
+        sample_id, scenario = schedule["sample_id"], schedule["scenario"]
+        the_task_id = task_id(sample_id, scenario, run_no)
+        messages = build_messages(scenario, MessageContext(
+            sample_id=sample_id, platform_product_id=context.get("platform_product_id"),
+            product_name=context.get("product_name"), creator_has_whatsapp=bool(context.get("has_whatsapp")),
+            link_template=self._settings.sample_link_template,
+        ))  # fmt: skip
+        body = [{
+            "taskId": the_task_id, "sampleId": sample_id, "scenario": scenario, "region": schedule["region"],
+            "platformCreatorId": schedule["platform_creator_id"], "platformCreatorUsername": context.get("username"),
+            "platformProductId": context.get("platform_product_id"),
+            "platformProductName": context.get("product_name"),
+            "platformCampaignName": context.get("campaign_name"), "messages": messages,
+        }]  # fmt: skip
+        (new,) = await append_events(conn, [NewEvent(
+            stream_id=f"chatbot_task-{the_task_id}", event_type=CHATBOT_TASK_ISSUED,
+            data={"task_id": the_task_id, "sample_id": sample_id, "scenario": scenario, "run_no": run_no,
+                  "platform_creator_id": schedule["platform_creator_id"], "region": schedule["region"],
+                  "messages": messages, "issued_at": now.isoformat()},
+            metadata={"source": "dispatcher"},
+            event_id=decision_id("chatbot.task_issued", the_task_id),
+        )])  # fmt: skip
+        if new:  # only the transaction that decided the run writes its outbox row
+            await conn.execute(_OUTBOX, {
+                "task_id": the_task_id, "publication": 1, "sample_id": sample_id, "scenario": scenario,
+                "run_no": run_no, "platform_creator_id": schedule["platform_creator_id"],
+                "body": json.dumps(body, ensure_ascii=False), "now": now,
+            })  # fmt: skip
+        return bool(new)
+
+    async def _retry_failed(self, conn: AsyncConnection, now: datetime) -> int:
+        """A retryable failure is published again under the same task id, never in quiet hours."""
+        retried = 0
+        for row in (await conn.execute(_RETRIES, {"now": now, "limit": self._batch})).mappings().all():
+            # Numbered from the projected count, not the outbox: until this retry is folded the same
+            # number (and so the same decision id) comes out again, and nothing is issued twice.
+            publication = max(row["publications"], 1) + 1
+            if publication > 1 + MAX_RETRIES:
+                continue
+            if after_quiet_hours(now, self._settings.quiet_hours, region_timezone(row["region"])) > now:
+                continue
+            (new,) = await append_events(conn, [NewEvent(
+                stream_id=f"chatbot_retry-{row['task_id']}", event_type=CHATBOT_RETRY_ISSUED,
+                data={"task_id": row["task_id"], "publication": publication, "at": now.isoformat()},
+                metadata={"source": "dispatcher"},
+                event_id=decision_id("chatbot.task_retry_issued", row["task_id"], publication),
+            )])  # fmt: skip
+            if new:
+                await conn.execute(_COPY_FOR_RETRY, {"task_id": row["task_id"], "publication": publication, "now": now})
+                retried += 1
+        return retried

@@ -1,0 +1,131 @@
+"""The outbox relay: publishes chatbot tasks to `chatbot.topic` and marks them only after the broker
+confirmed them.
+
+Rows are claimed `FOR UPDATE SKIP LOCKED` (any number of replicas), published persistent, mandatory,
+with publisher confirms and returns raised as errors: a task no queue receives is not delivered and
+is tried again later. A failure backs the row off exponentially (never a hot loop). A crash between
+the broker's confirm and the commit leaves the row unmarked: it is published again under the same
+task id, which workers recognise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aio_pika
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from tenacity import AsyncRetrying, stop_after_delay, wait_exponential_jitter
+
+from events.envelope import CHATBOT_TASK_PUBLISHED, NewEvent
+from service.dispatcher import Clock, decision_id, utc_now
+from service.errors import describe
+from service.eventstore import append_events
+
+log = structlog.get_logger("sample_ledger.relay")
+
+ROUTING_KEY = "chatbot.sample.batch"
+MAX_BACKOFF = timedelta(minutes=5)
+
+_CLAIM = text("""
+    SELECT task_id, publication, body, attempts FROM eventstore.chatbot_outbox
+    WHERE published_at IS NULL AND next_attempt_at <= :now
+    ORDER BY next_attempt_at, created_at LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+""")
+_PUBLISHED = text("""
+    UPDATE eventstore.chatbot_outbox SET published_at = :now, attempts = attempts + 1, last_error = NULL
+    WHERE task_id = :task_id AND publication = :publication
+""")
+_FAILED = text("""
+    UPDATE eventstore.chatbot_outbox SET attempts = attempts + 1, next_attempt_at = :retry_at, last_error = :error
+    WHERE task_id = :task_id AND publication = :publication
+""")
+
+
+def backoff(attempts: int) -> timedelta:
+    """1 s, 2 s, 4 s … capped at five minutes."""
+    return min(MAX_BACKOFF, timedelta(seconds=2 ** min(attempts, 16)))
+
+
+@dataclass(frozen=True)
+class RelayReport:
+    published: int = 0
+    failed: int = 0
+
+
+class OutboxRelay:
+    def __init__(self, engine: AsyncEngine, amqp_url: str, exchange_name: str, clock: Clock = utc_now,
+                 batch: int = 50) -> None:  # fmt: skip
+        self._engine = engine
+        self._amqp_url = amqp_url
+        self._exchange_name = exchange_name
+        self._clock = clock
+        self._batch = batch
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+
+    async def connect(self, within_seconds: float = 30) -> None:
+        async for attempt in AsyncRetrying(stop=stop_after_delay(within_seconds),
+                                           wait=wait_exponential_jitter(max=5), reraise=True):  # fmt: skip
+            with attempt:
+                self._connection = await aio_pika.connect_robust(self._amqp_url)
+        assert self._connection is not None
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await channel.declare_exchange(self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def relay_once(self) -> RelayReport:
+        now = self._clock()
+        published = failed = 0
+        async with self._engine.begin() as conn:
+            for row in (await conn.execute(_CLAIM, {"now": now, "limit": self._batch})).mappings().all():
+                try:
+                    await self.publish(row)
+                except Exception as exc:
+                    failed += 1
+                    await self._failed(conn, row, now, exc)
+                    continue
+                await self.mark_published(conn, row, now)
+                published += 1
+        if published or failed:
+            log.info("chatbot.relayed", published=published, failed=failed)
+        return RelayReport(published, failed)
+
+    async def publish(self, row: Any) -> None:
+        if self._exchange is None:
+            raise ConnectionError("relay is not connected to RabbitMQ")
+        the_task_id = row["task_id"]
+        message = aio_pika.Message(
+            json.dumps(row["body"], ensure_ascii=False).encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=the_task_id,
+            headers={"task_id": the_task_id, "task_count": 1},
+        )
+        await self._exchange.publish(message, routing_key=ROUTING_KEY, mandatory=True, timeout=10)
+
+    async def mark_published(self, conn: AsyncConnection, row: Any, now: datetime) -> None:
+        await conn.execute(_PUBLISHED, {"now": now, "task_id": row["task_id"], "publication": row["publication"]})
+        await append_events(conn, [NewEvent(
+            stream_id=f"chatbot_publication-{row['task_id']}", event_type=CHATBOT_TASK_PUBLISHED,
+            data={"task_id": row["task_id"], "publication": row["publication"], "at": now.isoformat()},
+            metadata={"source": "relay"},
+            event_id=decision_id("chatbot.task_published", row["task_id"], row["publication"]),
+        )])  # fmt: skip
+
+    async def _failed(self, conn: AsyncConnection, row: Any, now: datetime, exc: Exception) -> None:
+        retry_at = now + backoff(row["attempts"])
+        log.warning(
+            "chatbot.publish_failed", task_id=row["task_id"], error=describe(exc), retry_at=retry_at.isoformat()
+        )
+        await conn.execute(_FAILED, {"retry_at": retry_at, "error": describe(exc), "task_id": row["task_id"],
+                                     "publication": row["publication"]})  # fmt: skip
