@@ -207,10 +207,11 @@ class ChatbotProjection:
         creator_ids = {c for c in creators if c}
         task_ids = {e.data.get("task_id") or e.data.get("taskId") for e in events}
         fold = ChatbotFold(self.policy, opt_outs=await store.load_opt_outs(conn, creator_ids))
+        fold.tasks = await store.load_tasks(conn, {t for t in task_ids if t})
+        sample_ids |= {task["sample_id"] for task in fold.tasks.values()}  # results name only the task
         messaging = {e.data.get("platformCreatorId") or e.data.get("platform_creator_id")
                      for e in events if e.event_type == CREATOR_MESSAGING_CHANGED}  # fmt: skip
         for schedule, region, creator in await store.load_schedules(conn, sample_ids, {c for c in messaging if c}):
             fold.schedules.setdefault(schedule.sample_id, {})[schedule.scenario] = schedule
             fold.where[schedule.sample_id] = (region, creator)
-        fold.tasks = await store.load_tasks(conn, {t for t in task_ids if t})
         return fold

@@ -69,6 +69,11 @@ async def publish_without_message_id(amqp_url: str, exchange: str, routing_key: 
     await asyncio.to_thread(send)
 
 
+def equals(expected: object) -> Callable[[object], bool]:
+    """A predicate for `eventually` (not `expected.__eq__`: that returns NotImplemented, which is truthy)."""
+    return lambda value: value == expected
+
+
 async def eventually(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 15.0) -> T:
     """Poll `probe` until `until(result)` holds; fail with the last result after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from events.identity import sample_id
 from service.app import Service, all_projections
 from service.maintenance import rebuild_projection
-from tests.support import drain, eventually, example, publish, rows, scalar
+from tests.support import drain, equals, eventually, example, publish, rows, scalar
 
 TECHCONBETO = sample_id("MX", "1729600011122233344", "7492223334445556667")
 
@@ -43,7 +43,7 @@ async def test_a_status_report_with_code_4_moves_a_sample_to_content_pending(
 
     await eventually(
         lambda: scalar(engine, "SELECT status FROM projections.samples WHERE sample_id = :s", s=TECHCONBETO),
-        "content_pending".__eq__,
+        equals("content_pending"),
     )
     (change,) = await rows(
         engine,

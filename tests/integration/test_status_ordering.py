@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.identity import sample_id
 from service.app import Service
-from tests.support import eventually, example, publish, rows, scalar
+from tests.support import equals, eventually, example, publish, rows, scalar
 
 TECHCONBETO = sample_id("MX", "1729600011122233344", "7492223334445556667")
 
@@ -32,7 +32,7 @@ async def test_stale_observation_does_not_move_status_and_newer_backwards_move_i
         ]
     ):
         await publish(amqp, ingest, "samples.crawled", sighting(status, extracted), message_id=f"obs-{n}")
-        await eventually(lambda: scalar(engine, "SELECT count(*) FROM projections.crawl_batches"), (n + 1).__eq__)
+        await eventually(lambda: scalar(engine, "SELECT count(*) FROM projections.crawl_batches"), equals(n + 1))
         if n == 1:
             assert (
                 await scalar(engine, "SELECT status FROM projections.samples WHERE sample_id = :s", s=TECHCONBETO)

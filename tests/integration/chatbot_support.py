@@ -1,0 +1,83 @@
+"""Shared pieces for the chatbot tests: a worker queue bound to chatbot.topic, crawl pages, a fake clock."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aio_pika
+
+from tests.support import example
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+# Noon in Mexico City: outside the default quiet hours.
+MX_NOON = datetime(2026, 5, 4, 18, 0, tzinfo=UTC)
+
+
+def page(
+    status: str,
+    extracted: str,
+    *,
+    creator: str = "7491112223334445556",
+    product: str = "1729700000000000011",
+    region: str = "MX",
+    expanded: bool = False,
+) -> dict[str, Any]:
+    """A one-row crawl page for one sample (based on example 9.3)."""
+    batch = copy.deepcopy(example("9_3"))
+    batch["options"]["expandViewContent"] = expanded
+    batch["rows"] = [
+        {
+            **batch["rows"][0],
+            "status": status,
+            "extractedTime": extracted,
+            "platformCreatorId": creator,
+            "platformProductId": product,
+            "region": region,
+        }
+    ]
+    return batch
+
+
+async def bind_worker_queue(
+    amqp: aio_pika.abc.AbstractConnection, exchange: str, name: str
+) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
+    """A queue like the chatbot workers': bound to chatbot.topic with `chatbot.sample.*`; deleted afterwards."""
+    channel = await amqp.channel()
+    topic = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue(name, durable=False, auto_delete=False)
+    await queue.bind(topic, "chatbot.sample.*")
+    try:
+        yield queue
+    finally:
+        await queue.delete(if_unused=False, if_empty=False)
+        await channel.close()
+
+
+async def take_tasks(queue: aio_pika.abc.AbstractQueue) -> list[tuple[str | None, dict[str, Any]]]:
+    """Every task waiting on `queue`, as (AMQP message id, the one task of the body)."""
+    taken = []
+    while (message := await queue.get(fail=False, no_ack=True)) is not None:
+        body = json.loads(message.body)
+        assert isinstance(body, list), body
+        assert len(body) == 1, body
+        assert message.headers["task_id"] == body[0]["taskId"]
+        assert message.headers["task_count"] == 1
+        assert message.content_type == "application/json"
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        taken.append((message.message_id, body[0]))
+    return taken
