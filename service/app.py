@@ -55,6 +55,17 @@ class Service:
     dispatcher: Dispatcher | None = None
     relay: OutboxRelay | None = None
     loops: list[Loop] = field(default_factory=list)
+    stopped: bool = False
+    stop_workers: Callable[[], Awaitable[None]] | None = None
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT; the workers are stopped however FastStream's own shutdown went."""
+        try:
+            await self.app.run()
+        finally:
+            if self.stop_workers is not None:
+                await self.stop_workers()
+
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -108,7 +119,12 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
         await dead.bind(exchange)
 
     async def stop_workers() -> None:
-        # Runs after the broker stopped consuming and in-flight handlers finished.
+        # Runs after the broker stopped consuming and in-flight handlers finished. Also called by
+        # `run()` itself: FastStream skips its after_shutdown hooks when a stop overtakes an unfinished
+        # start, so this must be safe to call twice.
+        if service.stopped:
+            return
+        service.stopped = True
         if service.recorder is not None:
             await service.recorder.stop()
         if service.runner is not None:
@@ -125,6 +141,7 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
     app.on_startup(start_workers)
     app.on_startup(declare_dead_letters)
     app.after_shutdown(stop_workers)
+    service.stop_workers = stop_workers
 
     def intake() -> Intake:
         assert service.recorder is not None, "workers start before the broker consumes"

@@ -129,7 +129,7 @@ async def _run(settings: Settings, _: argparse.Namespace) -> int:
 
     await check_schema_is_current(settings.database_url)
     service = build_service(settings)
-    await service.app.run()
+    await service.run()
     return 0
 
 

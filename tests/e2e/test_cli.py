@@ -114,7 +114,7 @@ async def test_run_records_logs_as_json_and_stops_gracefully_on_sigterm(
     recorded = [line for line in lines if line["event"] == "message.recorded"]
     assert recorded
     assert recorded[0]["message_id"] == "e2e-batch"
-    assert any(line["event"] == "service.stopped" for line in lines)
+    assert any(line["event"] == "service.stopped" for line in lines), stderr.decode()[-3000:]
     assert b"top-secret-value" not in stderr
     assert b"guest:guest" not in stderr
 
