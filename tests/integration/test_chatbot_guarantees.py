@@ -62,6 +62,19 @@ async def shipped_schedule_is_due(service: Service, amqp: aio_pika.abc.AbstractC
     await eventually(lambda: scalar(engine, "SELECT state FROM projections.chatbot_schedules"), equals("pending"))
 
 
+async def shipped_task_is_published(
+    service: Service,
+    amqp: aio_pika.abc.AbstractConnection,
+    engine: AsyncEngine,
+    dispatcher: Dispatcher,
+    relay: OutboxRelay,
+) -> None:
+    await shipped_schedule_is_due(service, amqp, engine)
+    assert (await dispatcher.dispatch_once()).issued == 1
+    assert (await relay.relay_once()).published == 1
+    await folded(engine, "SELECT publications FROM projections.chatbot_tasks", 1)
+
+
 async def folded(engine: AsyncEngine, sql: str, expected: Any) -> None:
     await eventually(lambda: scalar(engine, sql), lambda value: value == expected)
 
@@ -156,10 +169,7 @@ async def test_a_retryable_failure_is_sent_again_an_hour_later_under_the_same_id
     workers: aio_pika.abc.AbstractQueue,
 ) -> None:
     dispatcher = Dispatcher(engine, service.settings, clock)
-    await shipped_schedule_is_due(service, amqp, engine)
-    await dispatcher.dispatch_once()
-    await relay.relay_once()
-    await folded(engine, "SELECT publications FROM projections.chatbot_tasks", 1)
+    await shipped_task_is_published(service, amqp, engine, dispatcher, relay)
     failed = {
         "taskId": SHIPPED_TASK,
         "outcome": "failed",
@@ -214,10 +224,7 @@ async def test_rebuilding_the_chatbot_projection_gives_the_live_rows_and_publish
     workers: aio_pika.abc.AbstractQueue,
 ) -> None:
     dispatcher = Dispatcher(engine, service.settings, clock)
-    await shipped_schedule_is_due(service, amqp, engine)
-    await dispatcher.dispatch_once()
-    await relay.relay_once()
-    await folded(engine, "SELECT publications FROM projections.chatbot_tasks", 1)
+    await shipped_task_is_published(service, amqp, engine, dispatcher, relay)
     assert len(await take_tasks(workers)) == 1
     tables = ("projections.chatbot_schedules", "projections.chatbot_tasks", "projections.chatbot_opt_outs")
     live = {t: await rows(engine, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
