@@ -45,6 +45,16 @@ class Settings(BaseSettings):
             raise ValueError("LOG_FORMAT must be 'json' or 'console'")
         return value
 
+    @field_validator("sample_link_template")
+    @classmethod
+    def _usable_link_template(cls, value: str) -> str:
+        # Checked at start-up: a template that fails here would fail every content_pending dispatch.
+        try:
+            value.format(sample_id="00000000-0000-0000-0000-000000000000")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"SAMPLE_LINK_TEMPLATE may only use {{sample_id}}, got {value!r}") from exc
+        return value
+
     @field_validator("chatbot_quiet_hours")
     @classmethod
     def _readable_quiet_hours(cls, value: str) -> str:

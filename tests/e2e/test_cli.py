@@ -130,3 +130,9 @@ async def _consumers(amqp: aio_pika.abc.AbstractConnection, queue: str) -> int:
     finally:
         if not channel.is_closed:
             await channel.close()
+
+
+def test_a_link_template_with_unknown_placeholders_is_refused_at_start(settings: Settings) -> None:
+    result = sample_ledger("migrate", env=cli_env(settings, SAMPLE_LINK_TEMPLATE="https://x/{sampleId}"))
+    assert result.returncode == 1
+    assert "SAMPLE_LINK_TEMPLATE may only use {sample_id}" in result.stderr
