@@ -4,14 +4,13 @@
 SHELL := /bin/bash
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/sample_ledger
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv from PATH when there is one, else the copy pip installs into this Python (no PATH guessing).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: install run demo test lint bench
+.PHONY: install run demo test lint
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-
-install: | $(UV)
+install:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
 run: install
@@ -31,6 +30,3 @@ lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy .
-
-bench: install
-	$(UV) run python -m bench
