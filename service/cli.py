@@ -45,6 +45,53 @@ def _parser() -> argparse.ArgumentParser:
         description="Consume the ledger exchanges, record events, keep projections up to date. "
         "On SIGTERM/SIGINT: stop taking messages, finish in-flight ones, ack nothing unfinished.",
     )
+    demo = commands.add_parser(
+        "demo",
+        help="publish the bundled example messages to a running service and show what came out",
+        description="A newcomer's first look: publishes examples/*.json to ledger.ingest (and one invalid "
+        "message, to show dead-lettering) for a service started with `sample-ledger run`, waits for the "
+        "projections, and prints what they now say. Safe to run twice: the message ids are fixed.",
+    )
+    demo.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the projections (30)")
+    commands.add_parser(
+        "status",
+        help="consumers, projection lag, outbox backlog, dead letters, oldest open transaction",
+        description="One screen for operators. Parts that cannot be reached say so instead of failing.",
+    )
+    explain = commands.add_parser(
+        "explain",
+        help="the whole story of one sample: events, status changes, schedules, tasks and why",
+        description="Everything recorded about one sample, in order, with the reasons for what was and was not sent.",
+    )
+    explain.add_argument("sample", metavar="SAMPLE", help="a sample id, or REGION/PRODUCT_ID/CREATOR")
+    dead = commands.add_parser(
+        "dead-letters",
+        help="inspect and replay dead letters",
+        description="Inspect and replay the messages in ledger.dead.",
+    )
+    dead_commands = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
+    listing = dead_commands.add_parser(
+        "list",
+        help="dead letters with their reasons; the queue is left as it was",
+        description="Show dead letters with reason, detail and origin. They stay in the queue.",
+    )
+    listing.add_argument("--limit", type=int, default=50, help="most messages to show (50)")
+    replay = dead_commands.add_parser(
+        "replay",
+        help="send chosen dead letters back to where they came from",
+        description="Republish chosen dead letters, unchanged and with their message id, to the exchange "
+        "and routing key they came from; each leaves ledger.dead only after the broker confirmed it. "
+        "With neither --id nor --reason, every dead letter (up to --limit) is replayed.",
+    )
+    replay.add_argument(
+        "--id",
+        action="append",
+        dest="ids",
+        metavar="ID",
+        help="a message id as `dead-letters list` shows it (repeatable)",
+    )
+    replay.add_argument("--reason", help="only dead letters with this x-ledger-reason, e.g. handler_error")
+    replay.add_argument("--limit", type=int, default=1000, help="most messages to replay (1000)")
     health = commands.add_parser(
         "health",
         help="exit 0 when broker, consumers, database and projection lag are fine",
@@ -85,6 +132,10 @@ def main(argv: list[str] | None = None) -> None:
         "run": _run,
         "projections": _projections,
         "health": _health,
+        "demo": _demo,
+        "status": _status,
+        "explain": _explain,
+        "dead-letters": _dead_letters,
     }
     try:
         code = asyncio.run(handlers[args.command](settings, args))
@@ -130,6 +181,42 @@ async def _run(settings: Settings, _: argparse.Namespace) -> int:
     await check_schema_is_current(settings.database_url)
     service = build_service(settings)
     await service.run()
+    return 0
+
+
+async def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from service.demo import run_demo
+
+    return await run_demo(settings, wait_seconds=args.wait)
+
+
+async def _status(settings: Settings, _: argparse.Namespace) -> int:
+    from service.status import status_report
+
+    lines = await status_report(settings)
+    for line in lines:
+        print(line)
+    # The report shows what it can; an unreachable broker or database still makes the command fail.
+    return 1 if any("cannot reach" in line for line in lines) else 0
+
+
+async def _explain(settings: Settings, args: argparse.Namespace) -> int:
+    from service.explain import explain_sample
+
+    for line in await explain_sample(settings, args.sample):
+        print(line)
+    return 0
+
+
+async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    from service.dead_letters import list_dead_letters, replay_dead_letters
+
+    if args.dead_command == "list":
+        for line in await list_dead_letters(settings, args.limit):
+            print(line)
+        return 0
+    replayed, left = await replay_dead_letters(settings, args.ids, args.reason, args.limit)
+    print(f"replayed {replayed} dead letter(s); {left} left in the dead-letter queue")
     return 0
 
 

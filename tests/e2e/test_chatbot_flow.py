@@ -92,8 +92,8 @@ async def test_samples_moving_through_statuses_produce_exactly_the_expected_task
     assert content_pending["messages"][1]["content"] == f"https://creator.infound.ai/samples/{VALE}"
 
     # Nothing more is on its way, and every decision not to send is on record.
-    unpublished = "SELECT count(*) FROM projections.chatbot_tasks WHERE published_at IS NULL"
-    await eventually(lambda: scalar(engine, unpublished), lambda n: n == 0)
+    published = "SELECT count(*) FROM projections.chatbot_tasks WHERE published_at IS NOT NULL"
+    await eventually(lambda: scalar(engine, published), lambda n: n == 4)
     assert await take_tasks(worker_queue) == []
     skipped = await rows(
         engine,

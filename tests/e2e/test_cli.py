@@ -45,7 +45,24 @@ def fresh_database(server_url: str) -> Iterator[str]:
     asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.mark.parametrize("command", [[], ["migrate"], ["run"], ["health"], ["projections"], ["projections", "rebuild"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["migrate"],
+        ["run"],
+        ["demo"],
+        ["status"],
+        ["explain"],
+        ["health"],
+        ["projections"],
+        ["projections", "rebuild"],
+        ["projections", "list"],
+        ["dead-letters"],
+        ["dead-letters", "list"],
+        ["dead-letters", "replay"],
+    ],
+)
 def test_every_command_answers_help(command: list[str]) -> None:
     result = subprocess.run([*CLI, *command, "--help"], capture_output=True, text=True, check=False, timeout=30)
     assert result.returncode == 0, result.stderr
@@ -136,3 +153,11 @@ def test_a_link_template_with_unknown_placeholders_is_refused_at_start(settings:
     result = sample_ledger("migrate", env=cli_env(settings, SAMPLE_LINK_TEMPLATE="https://x/{sampleId}"))
     assert result.returncode == 1
     assert "SAMPLE_LINK_TEMPLATE may only use {sample_id}" in result.stderr
+
+
+def test_status_exits_1_with_its_report_when_the_database_is_unreachable(settings: Settings) -> None:
+    result = sample_ledger("status", env=cli_env(settings, DATABASE_URL="postgresql://app:s3cret@127.0.0.1:1/x"))
+    assert result.returncode == 1
+    assert "Consumers" in result.stdout
+    assert "cannot reach PostgreSQL" in result.stdout
+    assert "s3cret" not in result.stdout + result.stderr
