@@ -1,0 +1,100 @@
+"""A database outage ends in a `handler_error` dead letter (after backoff, with the consumer alive), and two
+replicas consuming at once give the same sample state as a serial order would."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+import time
+
+import aio_pika
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from events.identity import sample_id
+from service.app import build_service
+from service.settings import Settings
+from tests.support import drain, eventually, example, publish, rows, scalar
+
+
+async def test_database_down_means_retries_then_a_handler_error_dead_letter(
+    settings: Settings, amqp: aio_pika.abc.AbstractConnection
+) -> None:
+    down = settings.model_copy(
+        update={"database_url": "postgresql://postgres@127.0.0.1:1/nowhere", "record_attempts": 3}
+    )
+    service = build_service(down)
+    await service.app.start()
+    try:
+        started = time.monotonic()
+        for n in range(2):
+            await publish(amqp, service.topology.ingest.name, "samples.crawled", example("9_1"), message_id=f"m{n}")
+        dead_queue = service.topology.dead_letter_queue.name
+        dead = await eventually(lambda: drain(amqp, dead_queue), lambda got: len(got) >= 1, timeout=30)
+        dead += await eventually(lambda: drain(amqp, dead_queue), lambda got: len(dead) + len(got) >= 2, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        await service.app.stop()
+    assert sorted(m.message_id or "" for m in dead) == ["m0", "m1"]
+    assert {m.headers["x-ledger-reason"] for m in dead} == {"handler_error"}
+    assert all(
+        "127.0.0.1:1" not in str(m.headers["x-ledger-detail"]) or "postgres@" not in str(m.headers["x-ledger-detail"])
+        for m in dead
+    )
+    assert elapsed >= 0.2, "gave up without backing off"  # 3 attempts: two waits of >= 0.1 s + jitter
+
+
+async def test_two_replicas_consuming_at_once_leave_each_sample_in_its_newest_observed_status(
+    settings: Settings, amqp: aio_pika.abc.AbstractConnection, engine: AsyncEngine
+) -> None:
+    replicas = [build_service(settings.model_copy(update={"ingest_prefetch": 4})) for _ in range(2)]
+    for replica in replicas:
+        await replica.app.start()
+    try:
+        statuses = ["To review", "Ready to ship", "Shipped", "Content pending", "Completed"]
+        sightings = []
+        for creator in ("7000000000000000001", "7000000000000000002", "7000000000000000003"):
+            for hour in range(20):
+                batch = copy.deepcopy(example("9_2"))
+                batch["rows"] = [
+                    {
+                        **batch["rows"][0],
+                        "platformCreatorId": creator,
+                        "status": random.choice(statuses),
+                        "extractedTime": f"2026-04-21 {hour:02d}:00:00",
+                    }
+                ]
+                sightings.append((creator, hour, batch))
+        random.shuffle(sightings)  # arrival order is not observation order
+        for n, (_, _, batch) in enumerate(sightings):
+            await publish(amqp, replicas[0].topology.ingest.name, "samples.crawled", batch, message_id=f"s{n}")
+        await eventually(
+            lambda: scalar(engine, "SELECT count(*) FROM projections.crawl_batches"),
+            lambda n: n == len(sightings),
+            timeout=60,
+        )
+    finally:
+        for replica in replicas:
+            await replica.app.stop()
+
+    for creator in ("7000000000000000001", "7000000000000000002", "7000000000000000003"):
+        newest = max((s for s in sightings if s[0] == creator), key=lambda s: s[1])[2]["rows"][0]["status"]
+        sid = sample_id("MX", "1729600011122233344", creator)
+        (sample,) = await rows(
+            engine, "SELECT status, status_observed_at FROM projections.samples WHERE sample_id = :s", s=sid
+        )
+        assert sample["status"] == newest.lower().replace(" ", "_")
+        assert sample["status_observed_at"].hour == 19
+        history = await rows(
+            engine,
+            "SELECT observed_at FROM projections.sample_status_history "
+            "WHERE sample_id = :s ORDER BY event_position, seq",
+            s=sid,
+        )
+        # Stale sightings never moved the status: applied changes are in observation order.
+        observed = [h["observed_at"] for h in history]
+        assert observed == sorted(observed)
+    assert await scalar(
+        engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'sample.crawl_batch_recorded'"
+    ) == len(sightings)
+    await asyncio.sleep(0)
