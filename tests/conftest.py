@@ -168,6 +168,26 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
 
 
 @pytest.fixture
+async def live_service(settings: Settings) -> AsyncIterator[Service]:
+    """Dispatcher and relay on the wall clock, quiet hours off: a due task goes out whatever the time of day."""
+    svc = build_service(settings.model_copy(update={"chatbot_quiet_hours": "off", "chatbot_poll_seconds": 0.1}))
+    await svc.app.start()
+    yield svc
+    await svc.app.stop()
+
+
+@pytest.fixture
+async def worker_queue(
+    live_service: Service, amqp: aio_pika.abc.AbstractRobustConnection
+) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
+    """A queue like the chatbot workers' on the live service's chatbot.topic; deleted afterwards."""
+    from tests.integration.chatbot_support import bind_worker_queue
+
+    async for queue in bind_worker_queue(amqp, live_service.topology.chatbot.name, f"workers-{uuid.uuid4().hex[:8]}"):
+        yield queue
+
+
+@pytest.fixture
 async def amqp(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
     connection = await aio_pika.connect_robust(amqp_url)
     yield connection

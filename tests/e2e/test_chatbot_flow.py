@@ -4,39 +4,19 @@ expected chatbot tasks (real RabbitMQ and PostgreSQL, the service running in-pro
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.identity import sample_id
 from projections.chatbot_timing import task_id
-from service.app import Service, build_service
-from service.settings import Settings
-from tests.integration.chatbot_support import bind_worker_queue, page, take_tasks
+from service.app import Service
+from tests.integration.chatbot_support import page, take_tasks
 from tests.support import eventually, publish, rows, scalar
 
 VALE = sample_id("MX", "1729700000000000011", "7491112223334445556")
 BETO = sample_id("MX", "1729700000000000011", "7492223334445556667")
-
-
-@pytest.fixture
-async def live_service(settings: Settings) -> AsyncIterator[Service]:
-    """Dispatcher and relay on the wall clock; quiet hours off so the time of day of the run does not matter."""
-    svc = build_service(settings.model_copy(update={"chatbot_quiet_hours": "off", "chatbot_poll_seconds": 0.1}))
-    await svc.app.start()
-    yield svc
-    await svc.app.stop()
-
-
-@pytest.fixture
-async def worker_queue(
-    live_service: Service, amqp: aio_pika.abc.AbstractConnection
-) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
-    async for queue in bind_worker_queue(amqp, live_service.topology.chatbot.name, f"workers-{uuid.uuid4().hex[:8]}"):
-        yield queue
 
 
 async def crawl(amqp: aio_pika.abc.AbstractConnection, service: Service, body: dict[str, Any]) -> None:

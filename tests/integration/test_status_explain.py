@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
@@ -14,33 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.identity import sample_id
 from projections.chatbot_timing import task_id
-from service.app import Service, build_service
+from service.app import Service
 from service.cli import CommandFailed
 from service.explain import explain_sample
 from service.settings import Settings
 from service.status import status_report
-from tests.integration.chatbot_support import bind_worker_queue, page, take_tasks
+from tests.integration.chatbot_support import page, take_tasks
 from tests.support import eventually, example, publish, scalar
 
 PRODUCT, CREATOR = "1729600011122233344", "7492223334445556667"  # @techconbeto in example 9.2
 TECHCONBETO = sample_id("MX", PRODUCT, CREATOR)
-
-
-@pytest.fixture
-async def live_service(settings: Settings) -> AsyncIterator[Service]:
-    """Dispatcher and relay on the wall clock, quiet hours off: a due task goes out whatever the time of day."""
-    svc = build_service(settings.model_copy(update={"chatbot_quiet_hours": "off", "chatbot_poll_seconds": 0.1}))
-    await svc.app.start()
-    yield svc
-    await svc.app.stop()
-
-
-@pytest.fixture
-async def worker_queue(
-    live_service: Service, amqp: aio_pika.abc.AbstractConnection
-) -> AsyncIterator[aio_pika.abc.AbstractQueue]:
-    async for queue in bind_worker_queue(amqp, live_service.topology.chatbot.name, f"workers-{uuid.uuid4().hex[:8]}"):
-        yield queue
 
 
 def section(lines: list[str], title: str) -> list[str]:
