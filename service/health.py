@@ -5,18 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aio_pika
-from sqlalchemy import text
 
 from handlers.topology import build_topology
 from service.database import create_engine
 from service.errors import describe
 from service.settings import Settings
-
-LAG_SQL = text("""
-    SELECT coalesce((SELECT max(position) FROM eventstore.events), 0) - coalesce(c.position, 0)
-    FROM (SELECT :name AS projection) p
-    LEFT JOIN projections.checkpoints c USING (projection)
-""")
+from service.status import LAG_COUNT_LIMIT, projection_progress
 
 
 @dataclass(frozen=True)
@@ -64,9 +58,12 @@ async def check_database(settings: Settings, projection_names: list[str], max_la
     try:
         async with engine.connect() as conn:
             checks = [Check("database", True, "reachable")]
-            for name in projection_names:
-                lag = int((await conn.execute(LAG_SQL, {"name": name})).scalar_one())
-                checks.append(Check(f"projection {name}", lag <= max_lag, f"{lag} event(s) behind (limit {max_lag})"))
+            # The same count `status` shows: events behind in the runner's own (transaction, position) order.
+            for row in await projection_progress(conn, projection_names):
+                lag = int(row["lag"])
+                # The count stops at LAG_COUNT_LIMIT: reaching it means "at least that far behind".
+                ok = lag <= max_lag and lag < LAG_COUNT_LIMIT
+                checks.append(Check(f"projection {row['name']}", ok, f"{lag} event(s) behind (limit {max_lag})"))
             return checks
     except Exception as exc:
         return [Check("database", False, f"unreachable: {describe(exc)}")]

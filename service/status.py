@@ -3,13 +3,13 @@ oldest open transaction. Read-only; a part that cannot be reached says so on its
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 import structlog
-from sqlalchemy import text
+from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from handlers.topology import build_topology
@@ -37,6 +37,12 @@ _PROJECTIONS = text("""
     LEFT JOIN projections.checkpoints c ON c.projection = p.name
     ORDER BY p.ord
 """)
+
+
+async def projection_progress(conn: AsyncConnection, names: Sequence[str]) -> Sequence[RowMapping]:
+    """Per projection: checkpoint position, when it moved, log head, and events behind (capped)."""
+    return (await conn.execute(_PROJECTIONS, {"names": list(names), "limit": LAG_COUNT_LIMIT})).mappings().all()
+
 
 _OUTBOX = text("""
     SELECT b.waiting, b.oldest_seconds, b.most_attempts, f.task_id, f.publication, f.attempts, f.last_error
@@ -133,7 +139,7 @@ async def projection_lines(conn: AsyncConnection, settings: Settings) -> list[st
     from service.app import all_projections  # the composition root imports much; only this part needs it
 
     names = [p.name for p in all_projections(settings)]
-    rows = (await conn.execute(_PROJECTIONS, {"names": names, "limit": LAG_COUNT_LIMIT})).mappings().all()
+    rows = await projection_progress(conn, names)
     head = rows[0]["head"] if rows else None
     width = max(len(name) for name in names)
     lines = [f"  log head: position {head if head is not None else '- (no events yet)'}"]
