@@ -8,7 +8,7 @@ from events.catalog import split_personal
 from events.crawl import MAX_ROWS, CrawlBatchEnvelope
 from events.envelope import CRAWL_BATCH_RECORDED, CREATOR_BATCH_RECORDED, PRODUCT_BATCH_RECORDED, NewEvent
 from events.state import CatalogBatchEnvelope
-from handlers.intake import Delivery, EventBuilder, Unprocessable, parse_json_object, schema_detail
+from handlers.intake import Delivery, EventBuilder, Unprocessable, inbound_event, parse_json_object, schema_detail
 
 
 def _batch(
@@ -28,38 +28,26 @@ def _batch(
 def crawl_batch_event(delivery: Delivery) -> NewEvent:
     """Check the envelope and record the batch as received; rows are read by the samples projection."""
     body, source = _batch(delivery, CrawlBatchEnvelope)
-    return NewEvent(
-        stream_id=f"crawl_batch-{delivery.dedupe_key}",
-        event_type=CRAWL_BATCH_RECORDED,
-        data=body,
-        metadata=delivery.metadata(source),
-        dedupe_key=delivery.dedupe_key,
-    )
+    return inbound_event(delivery, f"crawl_batch-{delivery.dedupe_key}", CRAWL_BATCH_RECORDED, body, source)
 
 
 def creator_batch_event(delivery: Delivery) -> NewEvent:
     """Creators batches carry WhatsApp numbers and e-mails: those go to the event's personal column."""
     body, source = _batch(delivery, CatalogBatchEnvelope)
     rows, personal = split_personal(list(body["rows"]))  # type: ignore[call-overload]
-    return NewEvent(
-        stream_id=f"creator_batch-{delivery.dedupe_key}",
-        event_type=CREATOR_BATCH_RECORDED,
-        data={**body, "rows": rows},
+    return inbound_event(
+        delivery,
+        f"creator_batch-{delivery.dedupe_key}",
+        CREATOR_BATCH_RECORDED,
+        {**body, "rows": rows},
+        source,
         personal=personal,
-        metadata=delivery.metadata(source),
-        dedupe_key=delivery.dedupe_key,
     )
 
 
 def product_batch_event(delivery: Delivery) -> NewEvent:
     body, source = _batch(delivery, CatalogBatchEnvelope)
-    return NewEvent(
-        stream_id=f"product_batch-{delivery.dedupe_key}",
-        event_type=PRODUCT_BATCH_RECORDED,
-        data=body,
-        metadata=delivery.metadata(source),
-        dedupe_key=delivery.dedupe_key,
-    )
+    return inbound_event(delivery, f"product_batch-{delivery.dedupe_key}", PRODUCT_BATCH_RECORDED, body, source)
 
 
 INGEST_BUILDERS: dict[str, EventBuilder] = {

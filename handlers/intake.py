@@ -102,6 +102,13 @@ def parse_json_object(delivery: Delivery) -> dict[str, Any]:
 EventBuilder = Callable[[Delivery], NewEvent]
 
 
+def inbound_event(delivery: Delivery, stream_id: str, event_type: str, data: dict[str, Any], source: str,
+                  personal: dict[str, Any] | None = None) -> NewEvent:  # fmt: skip
+    """The event an inbound message becomes; its dedupe key makes redeliveries and republishes no-ops."""
+    return NewEvent(stream_id=stream_id, event_type=event_type, data=data, metadata=delivery.metadata(source),
+                    dedupe_key=delivery.dedupe_key, personal=personal)  # fmt: skip
+
+
 def schema_detail(error: ValidationError) -> str:
     """Where and what, without echoing values (they may carry personal data)."""
     parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()[:5]]

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ValidationError
 
 from events.envelope import CHATBOT_RESULT_REPORTED, CREATOR_MESSAGING_CHANGED, STATUS_REPORTED, NewEvent
 from events.state import ChatbotResult, CreatorMessaging, StatusReport
-from handlers.intake import Delivery, EventBuilder, Unprocessable, parse_json_object, schema_detail
+from handlers.intake import Delivery, EventBuilder, Unprocessable, inbound_event, parse_json_object, schema_detail
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,35 +23,17 @@ def _validated(model: type[M], delivery: Delivery) -> tuple[dict[str, object], M
 
 def status_report_event(delivery: Delivery) -> NewEvent:
     body, report = _validated(StatusReport, delivery)
-    return NewEvent(
-        stream_id=f"status_report-{delivery.dedupe_key}",
-        event_type=STATUS_REPORTED,
-        data=body,
-        metadata=delivery.metadata(report.source),
-        dedupe_key=delivery.dedupe_key,
-    )
+    return inbound_event(delivery, f"status_report-{delivery.dedupe_key}", STATUS_REPORTED, body, report.source)
 
 
 def chatbot_result_event(delivery: Delivery) -> NewEvent:
     body, result = _validated(ChatbotResult, delivery)
-    return NewEvent(
-        stream_id=f"chatbot_task-{result.task_id}",
-        event_type=CHATBOT_RESULT_REPORTED,
-        data=body,
-        metadata=delivery.metadata("chatbot_worker"),
-        dedupe_key=delivery.dedupe_key,
-    )
+    return inbound_event(delivery, f"chatbot_task-{result.task_id}", CHATBOT_RESULT_REPORTED, body, "chatbot_worker")
 
 
 def creator_messaging_event(delivery: Delivery) -> NewEvent:
     body, change = _validated(CreatorMessaging, delivery)
-    return NewEvent(
-        stream_id=f"creator-{change.platform_creator_id}",
-        event_type=CREATOR_MESSAGING_CHANGED,
-        data=body,
-        metadata=delivery.metadata("operator"),
-        dedupe_key=delivery.dedupe_key,
-    )
+    return inbound_event(delivery, f"creator-{change.platform_creator_id}", CREATOR_MESSAGING_CHANGED, body, "operator")
 
 
 STATE_BUILDERS: dict[str, EventBuilder] = {
