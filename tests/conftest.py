@@ -158,8 +158,10 @@ def settings(database_url: str, amqp_url: str, amqp_prefix: str) -> Settings:
 
 @pytest.fixture
 async def service(settings: Settings) -> AsyncIterator[Service]:
-    """The whole service, in this process, on this test's database and broker names."""
-    svc = build_service(settings)
+    """The service in this process, on this test's database and broker names, without dispatching chatbot
+    tasks: on the wall clock, dispatching depends on the time of day (quiet hours). Tests that need it
+    use `live_service` (quiet hours off) or drive the dispatcher with a fake clock."""
+    svc = build_service(settings.model_copy(update={"chatbot_dispatch_enabled": False}))
     await svc.app.start()
     try:
         yield svc

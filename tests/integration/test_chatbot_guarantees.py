@@ -15,25 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.identity import sample_id
 from projections.chatbot_timing import task_id
-from service.app import Service, build_service
+from service.app import Service
 from service.dispatcher import Dispatcher
 from service.maintenance import rebuild_projection
 from service.relay import OutboxRelay
-from service.settings import Settings
 from tests.integration.chatbot_support import MX_NOON, FakeClock, bind_worker_queue, page, take_tasks
 from tests.support import equals, eventually, publish, rows, scalar
 
 VALE = sample_id("MX", "1729700000000000011", "7491112223334445556")
 SHIPPED_TASK = task_id(VALE, "shipped", 1)
-
-
-@pytest.fixture
-async def service(settings: Settings) -> AsyncIterator[Service]:
-    """Projections run; dispatching and relaying are left to each test, on its fake clock."""
-    svc = build_service(settings.model_copy(update={"chatbot_dispatch_enabled": False}))
-    await svc.app.start()
-    yield svc
-    await svc.app.stop()
 
 
 @pytest.fixture
