@@ -110,7 +110,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Empty the projection's tables and apply the whole log again. Derived events are not "
         "appended twice and no chatbot task is re-emitted.",
     )
-    rebuild.add_argument("name", help="projection name (see `sample-ledger projections list`)")
+    which = rebuild.add_mutually_exclusive_group(required=True)
+    which.add_argument("name", nargs="?", help="projection name (see `sample-ledger projections list`)")
+    which.add_argument("--all", action="store_true", help="rebuild every projection, one after another")
     projection_commands.add_parser(
         "list",
         help="list projections with their checkpoints",
@@ -169,8 +171,10 @@ def _fail(reason: str) -> None:
 async def _migrate(settings: Settings, _: argparse.Namespace) -> int:
     from service.migrate import migrate
 
-    created = await migrate(settings.database_url)
-    print(f"database {redacted(settings.database_url)}: {'created and ' if created else ''}schema at head")
+    result = await migrate(settings.database_url)
+    print(f"database {redacted(settings.database_url)}: {'created and ' if result.created else ''}schema at head")
+    if result.advice:
+        print(f"action needed: {result.advice}")
     return 0
 
 
@@ -230,14 +234,17 @@ async def _health(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _projections(settings: Settings, args: argparse.Namespace) -> int:
+    from service.app import all_projections
     from service.maintenance import list_projections, rebuild_projection
 
     if args.projection_command == "list":
         for line in await list_projections(settings):
             print(line)
         return 0
-    applied = await rebuild_projection(settings, args.name)
-    print(f"projection {args.name} rebuilt: {applied} events applied")
+    names = [p.name for p in all_projections(settings)] if args.all else [args.name]
+    for name in names:
+        applied = await rebuild_projection(settings, name)
+        print(f"projection {name} rebuilt: {applied} events applied")
     return 0
 
 

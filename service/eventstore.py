@@ -119,10 +119,14 @@ async def _check_skipped_are_duplicates(conn: AsyncConnection, skipped: Sequence
             raise StreamVersionConflict(f"stream {event.stream_id} moved on while appending; retry")
 
 
-_FENCE = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+_FENCE = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS fence_text")
 
+# The text form of a transaction id gets its own alias, never `transaction_id`: an ORDER BY name binds to
+# an output column first, so `transaction_id::text AS transaction_id` (the implicit name of the cast)
+# would order ids as text, 10014 before 9902, and a page would end on the wrong event. ORDER BY here
+# always means the xid8 column, which is also what the (transaction_id, position) index serves.
 _READ = text("""
-    SELECT position, transaction_id::text, event_id, stream_id, stream_version, event_type,
+    SELECT position, transaction_id::text AS txid_text, event_id, stream_id, stream_version, event_type,
            event_version, data, metadata, recorded_at, personal
     FROM eventstore.events
     WHERE (transaction_id, position) > (CAST(:txid AS xid8), :position)
@@ -133,7 +137,7 @@ _READ = text("""
 """)
 
 _LAST_VISIBLE = text("""
-    SELECT transaction_id::text, position FROM eventstore.events
+    SELECT transaction_id::text AS txid_text, position FROM eventstore.events
     WHERE transaction_id < CAST(:fence AS xid8)
     ORDER BY transaction_id DESC, position DESC LIMIT 1
 """)

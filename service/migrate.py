@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -19,22 +20,30 @@ def alembic_config() -> Config:
     return cfg
 
 
+@dataclass(frozen=True)
+class MigrationResult:
+    created: bool  # the database itself had to be created
+    advice: str | None  # what a migration asks the operator to do next (e.g. rebuild projections)
+
+
 def _upgrade(connection: Connection, cfg: Config) -> None:
     # env.py uses this connection instead of starting its own event loop (we are inside one).
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
 
 
-async def migrate(database_url: str) -> bool:
-    """Bring the schema to head; True when the database itself had to be created."""
+async def migrate(database_url: str) -> MigrationResult:
+    """Bring the schema to head."""
     created = await ensure_database_exists(database_url)
     engine = create_engine(database_url, pool_size=1)
+    cfg = alembic_config()
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade, alembic_config())
+            await conn.run_sync(_upgrade, cfg)
     finally:
         await engine.dispose()
-    return created
+    # Migrations leave advice in the config's attributes (they must not import this module).
+    return MigrationResult(created, cfg.attributes.get("rebuild_advice"))
 
 
 def current_revision_sync(connection: Connection) -> str | None:

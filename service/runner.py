@@ -37,7 +37,7 @@ class Projection(Protocol):
 
 _ENSURE = text("INSERT INTO projections.checkpoints (projection) VALUES (:name) ON CONFLICT DO NOTHING")
 _LOCK = text("""
-    SELECT transaction_id::text, position FROM projections.checkpoints
+    SELECT transaction_id::text AS txid_text, position FROM projections.checkpoints
     WHERE projection = :name FOR UPDATE SKIP LOCKED
 """)
 _LOCK_WAIT = text("SELECT 1 FROM projections.checkpoints WHERE projection = :name FOR UPDATE")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import aio_pika
 import pytest
@@ -172,3 +173,52 @@ async def test_health_fails_a_projection_that_trails_the_log(settings: Settings,
     result = await asyncio.to_thread(sample_ledger, "health", "--max-lag", "0", env=cli_env(settings))
     assert result.returncode == 1
     assert "FAIL projection samples: 1 event(s) behind (limit 0)" in result.stdout
+
+
+async def _log_at_revision_0003_spanning_a_power_of_ten(database_url: str) -> None:
+    """A database as the release before the read-order fix left it, whose log's ids gain a digit."""
+    from alembic import command
+
+    from service.database import create_engine, ensure_database_exists
+    from service.migrate import alembic_config
+    from tests.integration.test_event_order import _insert_straddling, _power_of_ten_below_the_fence
+
+    def upgrade_to_0003(connection: Any) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0003")
+
+    await ensure_database_exists(database_url)
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade_to_0003)
+        await _insert_straddling(engine, await _power_of_ten_below_the_fence(engine), seed=3)
+    finally:
+        await engine.dispose()
+
+
+def test_upgrading_a_log_that_spans_a_power_of_ten_asks_once_for_a_rebuild(
+    fresh_database: str, settings: Settings
+) -> None:
+    asyncio.run(_log_at_revision_0003_spanning_a_power_of_ten(fresh_database))
+    env = cli_env(settings, DATABASE_URL=fresh_database)
+
+    upgraded = sample_ledger("migrate", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    advice = [line for line in upgraded.stdout.splitlines() if line.startswith("action needed:")]
+    assert len(advice) == 1, upgraded.stdout
+    assert "across a power of ten" in advice[0]
+    assert "sample-ledger projections rebuild --all" in advice[0]
+    assert "action needed" not in sample_ledger("migrate", env=env).stdout, "the advice is given once"
+
+    rebuilt = sample_ledger("projections", "rebuild", "--all", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    names = [line.split()[0] for line in sample_ledger("projections", "list", env=env).stdout.splitlines()]
+    assert [line.split()[1] for line in rebuilt.stdout.splitlines() if line.startswith("projection ")] == names
+
+
+def test_a_fresh_database_needs_no_rebuild(fresh_database: str, settings: Settings) -> None:
+    migrated = sample_ledger("migrate", env=cli_env(settings, DATABASE_URL=fresh_database))
+    assert migrated.returncode == 0, migrated.stderr
+    assert "action needed" not in migrated.stdout
