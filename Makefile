@@ -30,3 +30,4 @@ lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy .
+	$(UV) run lint-imports

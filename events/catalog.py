@@ -61,7 +61,7 @@ def read_creator_row(index: int, row: Any, personal: dict[str, Any]) -> CreatorR
         platform_creator_username=clean_text(first(row, "platformCreatorUsername", "creatorUsername")),
         platform_creator_display_name=clean_text(first(row, "platformCreatorDisplayName", "creatorName")),
         region=region.upper() if region else None,
-        followers=parse_count(first(row, "followers", "followerCount")),
+        followers=parse_count(first(row, "followers", "followerCount"), region),
         whatsapp=clean_text(personal.get("whatsapp")),
         email=clean_text(personal.get("email")),
     )

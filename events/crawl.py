@@ -12,9 +12,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
-
 from events.identity import creator_key, sample_id
 from events.keys import first, pick
 from events.lenient import clean_text, parse_bool, parse_count, parse_decimal, parse_rate, parse_utc
@@ -22,24 +19,6 @@ from events.statuses import Status, UnknownStatus, canonical_status
 
 MAX_ROWS = 5000
 DEFAULT_REGION = "MX"
-
-
-class CrawlBatchEnvelope(BaseModel):
-    """What must hold for a batch to be recorded at all. Unknown keys are kept, not rejected."""
-
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
-
-    source: str = Field(min_length=1)
-    operator_id: str | None = None
-    options: dict[str, Any] | None = None
-    rows: list[Any] = Field(min_length=1)
-
-    @field_validator("source")
-    @classmethod
-    def _source_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("source must not be blank")
-        return value
 
 
 def content_was_expanded(options: dict[str, Any] | None) -> bool:
@@ -112,15 +91,16 @@ def read_content(row: dict[str, Any]) -> ContentItem | None:
         if title is None and posted_at is None:
             return None
         content_type = "video"  # a titled entry without a tab type came from the Video tab
+    region = (clean_text(pick(row, "region")) or DEFAULT_REGION).upper()  # the region read_row keys the sample on
     return ContentItem(
         content_type=content_type,
         title=title,
         posted_at=posted_at,
-        view_count=parse_count(first(row, "promotionViewCount", "promotionView")),
-        like_count=parse_count(first(row, "promotionLikeCount", "promotionLike")),
-        comment_count=parse_count(first(row, "promotionCommentCount", "promotionComment")),
-        order_count=parse_count(first(row, "promotionOrderCount", "promotionOrder")),
-        order_amount=parse_decimal(first(row, "promotionOrderTotalAmount", "promotionEarn")),
+        view_count=parse_count(first(row, "promotionViewCount", "promotionView"), region),
+        like_count=parse_count(first(row, "promotionLikeCount", "promotionLike"), region),
+        comment_count=parse_count(first(row, "promotionCommentCount", "promotionComment"), region),
+        order_count=parse_count(first(row, "promotionOrderCount", "promotionOrder"), region),
+        order_amount=parse_decimal(first(row, "promotionOrderTotalAmount", "promotionEarn"), region),
     )
 
 
@@ -158,9 +138,9 @@ def read_row(index: int, row: Any) -> SampleRow | RejectedRow:
         platform_campaign_id=clean_text(pick(row, "platformCampaignId")),
         platform_campaign_name=clean_text(pick(row, "platformCampaignName")),
         status=status,
-        stock=parse_count(pick(row, "stock")),
-        available_sample_count=parse_count(pick(row, "availableSampleCount")),
-        post_rate=parse_rate(pick(row, "postRate")),
+        stock=parse_count(pick(row, "stock"), region),
+        available_sample_count=parse_count(pick(row, "availableSampleCount"), region),
+        post_rate=parse_rate(pick(row, "postRate"), region),
         is_showcase=parse_bool(pick(row, "isShowcase")),
         request_time_remaining=clean_text(pick(row, "requestTimeRemaining")),
         application_id=clean_text(pick(row, "applicationId")),

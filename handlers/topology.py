@@ -1,4 +1,6 @@
-"""The routing table: every exchange, queue and binding the service declares, readable at a glance.
+"""The routing table: every exchange, queue and binding the service declares, and for each input the
+subscriber that takes it, the builder that checks it and the event it is recorded as, at a glance.
+To add an input: write its event class (`events/`), its builder (`handlers/`), and one line here.
 
 Inbound queues are quorum queues (replicated, and `x-delivery-limit` bounds any redelivery loop)
 that dead-letter to the fanout exchange `ledger.dlx`; fanout because a dead-lettered message keeps its
@@ -12,6 +14,15 @@ from dataclasses import dataclass
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
+from events.catalog_events import CreatorBatchRecorded, CreatorMessagingChanged, ProductBatchRecorded
+from events.chatbot_events import ChatbotResultReported
+from events.model import DomainEvent
+from events.sample_events import CrawlBatchRecorded, StatusReported, WebhookReceived
+from handlers.crawl_batches import crawl_batch_event, creator_batch_event, product_batch_event
+from handlers.delivery import EventBuilder
+from handlers.reports import chatbot_result_event, creator_messaging_event, status_report_event
+from handlers.webhooks import webhook_event_builder
+
 DELIVERY_LIMIT = 20
 
 
@@ -21,6 +32,9 @@ class Route:
     exchange: RabbitExchange
     queue: RabbitQueue
     routing_key: str
+    subscriber: str  # the handler's name in logs and in the AsyncAPI document
+    build: EventBuilder
+    records: type[DomainEvent]
 
 
 @dataclass(frozen=True)
@@ -34,8 +48,10 @@ class Topology:
     routes: dict[str, Route]
 
 
-def build_topology(prefix: str = "") -> Topology:
-    """All names carry `prefix` (empty in production) so tests can share a broker safely."""
+def build_topology(prefix: str = "", webhook_app_key: str | None = None, webhook_app_secret: str | None = None
+                   ) -> Topology:  # fmt: skip
+    """All names carry `prefix` (empty in production) so tests can share a broker safely. Webhooks are
+    checked against TikTok's signature when the app key and secret are given."""
     dlx = RabbitExchange(f"{prefix}ledger.dlx", type=ExchangeType.FANOUT)
     ingest = RabbitExchange(f"{prefix}ledger.ingest", type=ExchangeType.TOPIC)
     webhooks = RabbitExchange(f"{prefix}ledger.webhooks", type=ExchangeType.TOPIC)
@@ -49,20 +65,30 @@ def build_topology(prefix: str = "") -> Topology:
             arguments={"x-dead-letter-exchange": dlx.name, "x-delivery-limit": DELIVERY_LIMIT},
         )
 
-    def route(name: str, exchange: RabbitExchange, queue: str, routing_key: str) -> Route:
-        return Route(name, exchange, inbound_queue(queue, routing_key), routing_key)
+    def route(exchange: RabbitExchange, queue: str, routing_key: str, subscriber: str, build: EventBuilder,
+              records: type[DomainEvent]) -> Route:  # fmt: skip
+        name = routing_key.removesuffix(".*")
+        return Route(name, exchange, inbound_queue(queue, routing_key), routing_key, subscriber, build, records)
 
-    routes = {
-        "samples.crawled": route("samples.crawled", ingest, "ingest.samples", "samples.crawled"),
-        "creators.crawled": route("creators.crawled", ingest, "ingest.creators", "creators.crawled"),
-        "products.crawled": route("products.crawled", ingest, "ingest.products", "products.crawled"),
-        "tiktok.shop": route("tiktok.shop", webhooks, "webhooks.tiktok", "tiktok.shop.*"),
-        "sample.status_reported": route(
-            "sample.status_reported", state, "state.status_reports", "sample.status_reported"
-        ),
-        "chatbot.result": route("chatbot.result", state, "state.chatbot_results", "chatbot.result"),
-        "creator.messaging": route("creator.messaging", state, "state.creator_messaging", "creator.messaging"),
-    }
+    webhook_event = webhook_event_builder(webhook_app_key, webhook_app_secret)
+    table = [
+        # exchange, queue, routing key, subscriber, builder, and the event a message is recorded as
+        route(ingest, "ingest.samples", "samples.crawled",
+              "on_samples_crawled", crawl_batch_event, CrawlBatchRecorded),
+        route(ingest, "ingest.creators", "creators.crawled",
+              "on_creators_crawled", creator_batch_event, CreatorBatchRecorded),
+        route(ingest, "ingest.products", "products.crawled",
+              "on_products_crawled", product_batch_event, ProductBatchRecorded),
+        route(webhooks, "webhooks.tiktok", "tiktok.shop.*",
+              "on_tiktok_shop_webhook", webhook_event, WebhookReceived),
+        route(state, "state.status_reports", "sample.status_reported",
+              "on_sample_status_reported", status_report_event, StatusReported),
+        route(state, "state.chatbot_results", "chatbot.result",
+              "on_chatbot_result", chatbot_result_event, ChatbotResultReported),
+        route(state, "state.creator_messaging", "creator.messaging",
+              "on_creator_messaging", creator_messaging_event, CreatorMessagingChanged),
+    ]  # fmt: skip
+    routes = {r.name: r for r in table}
     return Topology(
         ingest=ingest,
         webhooks=webhooks,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-from events.envelope import WEBHOOK_RECEIVED, NewEvent
+from events import streams
+from events.recorded import NewEvent
+from events.sample_events import WebhookReceived
 from events.webhooks import parse_exact, read_envelope, signature_matches
-from handlers.intake import MAX_BODY_BYTES, Delivery, EventBuilder, Unprocessable
+from handlers.delivery import Delivery, EventBuilder, Unprocessable, check_size
 
 
 def routing_type(routing_key: str) -> int | None:
@@ -19,8 +21,7 @@ def webhook_event_builder(app_key: str | None, app_secret: str | None) -> EventB
 
     def build(delivery: Delivery) -> NewEvent:
         body = delivery.body
-        if len(body) > MAX_BODY_BYTES:
-            raise Unprocessable("too_large", f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
+        check_size(body)
         presented = delivery.headers.get("authorization")
         signature_valid: bool | None = None
         if app_key and app_secret:
@@ -37,23 +38,18 @@ def webhook_event_builder(app_key: str | None, app_secret: str | None) -> EventB
             raise Unprocessable("invalid_schema", f"webhook body must be a JSON object, got {type(parsed).__name__}")
         envelope = read_envelope(parsed, routing_type(delivery.routing_key))
         key = envelope.notification_id or "sha256:" + hashlib.sha256(body).hexdigest()
-        return NewEvent(
-            stream_id=f"webhook-{key}",
-            event_type=WEBHOOK_RECEIVED,
-            data={
-                "type": envelope.type,
-                "notification_id": envelope.notification_id,
-                "shop_id": envelope.shop_id,
-                "creator_open_id": envelope.creator_open_id,
-                "timestamp": envelope.occurred_at.isoformat() if envelope.occurred_at else None,
-                "signature_valid": signature_valid,
-                # Exactly what is needed to verify again: the body as received and the signature.
-                "body": text,
-                "authorization": str(presented) if presented else None,
-                "payload": parsed,  # every number kept as its exact text
-            },
-            metadata=delivery.metadata("tiktok_webhook"),
-            dedupe_key=f"tiktok.shop/{key}",
+        webhook = WebhookReceived(
+            type=envelope.type,
+            notification_id=envelope.notification_id,
+            shop_id=envelope.shop_id,
+            creator_open_id=envelope.creator_open_id,
+            timestamp=envelope.occurred_at,
+            signature_valid=signature_valid,
+            body=text,
+            authorization=str(presented) if presented else None,
+            payload=parsed,
         )
+        return NewEvent.of(webhook, stream_id=streams.webhook(key), metadata=delivery.metadata("tiktok_webhook"),
+                           dedupe_key=f"tiktok.shop/{key}")  # fmt: skip
 
     return build

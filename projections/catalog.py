@@ -16,11 +16,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events.catalog import CreatorRow, ProductRow, read_creator_row, read_product_row
+from events.catalog_events import (
+    CatalogBatchRecorded,
+    CreatorBatchRecorded,
+    CreatorMessagingChanged,
+    ProductBatchRecorded,
+)
 from events.crawl import RejectedRow
-from events.envelope import CREATOR_BATCH_RECORDED, CREATOR_MESSAGING_CHANGED, PRODUCT_BATCH_RECORDED, RecordedEvent
-from events.state import CreatorMessaging
+from events.recorded import NewEvent, RecordedEvent
 from projections.sample_inputs import as_utc
-from projections.samples import received_at
 
 _CREATOR_FACTS = ("platform_creator_username", "platform_creator_display_name", "region", "followers", "whatsapp",
                   "email")  # fmt: skip
@@ -72,31 +76,33 @@ def _merge(rows: dict[str, dict[str, Any]], key: str, row: dict[str, Any]) -> No
 
 class CatalogProjection:
     name = "catalog"
-    event_types = (CREATOR_BATCH_RECORDED, PRODUCT_BATCH_RECORDED, CREATOR_MESSAGING_CHANGED)
+    event_types = (CreatorBatchRecorded.type_name, ProductBatchRecorded.type_name, CreatorMessagingChanged.type_name)
     tables = ("projections.creators", "projections.products", "projections.catalog_batches")
 
-    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> None:
+    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
         creators: dict[str, dict[str, Any]] = {}
         products: dict[str, dict[str, Any]] = {}
         messaging: list[dict[str, Any]] = []
         batches: list[dict[str, Any]] = []
         for event in events:
-            seen = received_at(event)
-            if event.event_type == CREATOR_MESSAGING_CHANGED:
-                messaging.append(_messaging_row(event.data, seen))
+            seen = event.received_at
+            batch = event.event
+            if isinstance(batch, CreatorMessagingChanged):
+                messaging.append(_messaging_row(batch, seen))
                 continue
+            assert isinstance(batch, CatalogBatchRecorded)
             personal = (event.personal or {}).get("rows", {})
             rejected: list[RejectedRow] = []
-            for index, raw in enumerate(event.data.get("rows") or []):
+            for index, raw in enumerate(batch.rows):
                 read = (read_creator_row(index, raw, personal.get(str(index), {}))
-                        if event.event_type == CREATOR_BATCH_RECORDED else read_product_row(index, raw))  # fmt: skip
+                        if isinstance(batch, CreatorBatchRecorded) else read_product_row(index, raw))  # fmt: skip
                 if isinstance(read, RejectedRow):
                     rejected.append(read)
                 elif isinstance(read, CreatorRow):
                     _merge(creators, "platform_creator_id", _facts(read, _CREATOR_FACTS, "platform_creator_id", seen))
                 else:
                     _merge(products, "platform_product_id", _facts(read, _PRODUCT_FACTS, "platform_product_id", seen))
-            batches.append(_batch_row(event, seen, rejected))
+            batches.append(_batch_row(event, batch, rejected))
         if creators:
             await conn.execute(_UPSERT_CREATOR, list(creators.values()))
         if products:
@@ -105,6 +111,7 @@ class CatalogProjection:
             await conn.execute(_UPSERT_MESSAGING, row)
         if batches:
             await conn.execute(_INSERT_BATCH, batches)
+        return ()
 
 
 def _facts(row: CreatorRow | ProductRow, names: Sequence[str], key: str, seen: datetime) -> dict[str, Any]:
@@ -112,20 +119,19 @@ def _facts(row: CreatorRow | ProductRow, names: Sequence[str], key: str, seen: d
     return {**values, "first_seen_at": seen, "last_seen_at": seen}
 
 
-def _messaging_row(body: dict[str, Any], seen: datetime) -> dict[str, Any]:
-    change = CreatorMessaging.model_validate(body)
+def _messaging_row(change: CreatorMessagingChanged, seen: datetime) -> dict[str, Any]:
     return {"platform_creator_id": change.platform_creator_id, "opted_out": change.opted_out,
             "opted_out_reason": change.reason, "at": as_utc(change.at), "seen_at": seen}  # fmt: skip
 
 
-def _batch_row(event: RecordedEvent, seen: datetime, rejected: list[RejectedRow]) -> dict[str, Any]:
+def _batch_row(event: RecordedEvent, batch: CatalogBatchRecorded, rejected: list[RejectedRow]) -> dict[str, Any]:
     return {
         "message_id": event.metadata.get("message_id") or event.stream_id,
         "event_position": event.position,
-        "kind": "creators" if event.event_type == CREATOR_BATCH_RECORDED else "products",
-        "source": str(event.data.get("source") or "unknown"),
-        "received_at": seen,
-        "rows_total": len(event.data.get("rows") or []),
+        "kind": batch.kind,
+        "source": batch.source,
+        "received_at": event.received_at,
+        "rows_total": len(batch.rows),
         "rows_rejected": len(rejected),
         "rejections": json.dumps([{"row": r.index, "reason": r.reason} for r in rejected]),
     }

@@ -9,35 +9,31 @@ when this projection folds them, so a rebuild gives exactly the live rows and re
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from events.envelope import (
-    CHATBOT_DISPATCH_DEFERRED,
-    CHATBOT_RESULT_REPORTED,
-    CHATBOT_RETRY_ISSUED,
-    CHATBOT_TASK_ISSUED,
-    CHATBOT_TASK_PUBLISHED,
-    CREATOR_MESSAGING_CHANGED,
-    SAMPLE_CONTENT_OBSERVED,
-    SAMPLE_STATUS_CHANGED,
-    RecordedEvent,
-)  # fmt: skip
-from events.state import ChatbotResult, CreatorMessaging
+from events.catalog_events import CreatorMessagingChanged
+from events.chatbot_events import (
+    ChatbotDispatchDeferred,
+    ChatbotResultReported,
+    ChatbotRetryIssued,
+    ChatbotTaskIssued,
+    ChatbotTaskPublished,
+    Scenario,
+)
+from events.model import DomainEvent
+from events.recorded import NewEvent, RecordedEvent
+from events.sample_events import SampleContentObserved, SampleStatusChanged
 from events.statuses import Status
 from projections import chatbot_rules as rules
 from projections import chatbot_store as store
-from projections.chatbot_rules import ChatbotPolicy, SampleFacts, Scenario, Schedule, ScheduleState
-from projections.chatbot_timing import TaskAttempts, on_worker_result
+from projections.chatbot_rules import ChatbotPolicy, SampleFacts, Schedule, ScheduleState
+from projections.chatbot_tasks import TaskAttempts, on_worker_result
 from projections.sample_inputs import as_utc
-
-
-def _time(value: str) -> datetime:
-    return as_utc(datetime.fromisoformat(value))
 
 
 @dataclass
@@ -51,11 +47,11 @@ class ChatbotFold:
     changed_tasks: set[str] = field(default_factory=set)
     changed_opt_outs: set[str] = field(default_factory=set)
 
-    def facts(self, data: dict[str, Any], status: str | None) -> SampleFacts:
-        creator = data.get("platform_creator_id")
+    def facts(self, change: SampleStatusChanged | SampleContentObserved, status: Status | None) -> SampleFacts:
+        creator = change.platform_creator_id
         return SampleFacts(
-            sample_id=data["sample_id"], region=data["region"], platform_creator_id=creator,
-            status=Status(status) if status else None, content_count=data.get("content_count"),
+            sample_id=change.sample_id, region=change.region, platform_creator_id=creator,
+            status=status, content_count=change.content_count,
             opted_out=bool(creator) and creator in self.opt_outs and self.opt_outs[creator][0],
         )  # fmt: skip
 
@@ -65,8 +61,8 @@ class ChatbotFold:
             self.where[schedule.sample_id] = (region, creator)
             self.changed_schedules[(schedule.sample_id, schedule.scenario)] = event.position
 
-    def schedule(self, sample_id: str, scenario: str) -> Schedule | None:
-        return self.schedules.get(sample_id, {}).get(Scenario(scenario))
+    def schedule(self, sample_id: str, scenario: Scenario) -> Schedule | None:
+        return self.schedules.get(sample_id, {}).get(scenario)
 
     async def write(self, conn: AsyncConnection) -> None:
         await store.upsert_schedules(conn, [
@@ -81,26 +77,22 @@ class ChatbotFold:
         ])  # fmt: skip
 
 
-def on_status_changed(fold: ChatbotFold, event: RecordedEvent) -> None:
-    d = event.data
+def on_status_changed(fold: ChatbotFold, event: RecordedEvent, change: SampleStatusChanged) -> None:
     changes = rules.on_status_changed(
-        fold.schedules.get(d["sample_id"], {}), fold.facts(d, d["to_status"]),
-        from_status=Status(d["from_status"]) if d.get("from_status") else None, to_status=Status(d["to_status"]),
-        regression=d["regression"], first_sighting=d["first_sighting"], at=_time(d["observed_at"]),
-        policy=fold.policy,
+        fold.schedules.get(change.sample_id, {}), fold.facts(change, change.to_status),
+        from_status=change.from_status, to_status=change.to_status, regression=change.regression,
+        first_sighting=change.first_sighting, at=as_utc(change.observed_at), policy=fold.policy,
     )  # fmt: skip
-    fold.put(event, changes, d["region"], d.get("platform_creator_id"))
+    fold.put(event, changes, change.region, change.platform_creator_id)
 
 
-def on_content_observed(fold: ChatbotFold, event: RecordedEvent) -> None:
-    d = event.data
-    changes = rules.on_content_observed(fold.schedules.get(d["sample_id"], {}), fold.facts(d, d.get("status")),
-                                        at=_time(d["observed_at"]), policy=fold.policy)  # fmt: skip
-    fold.put(event, changes, d["region"], d.get("platform_creator_id"))
+def on_content_observed(fold: ChatbotFold, event: RecordedEvent, seen: SampleContentObserved) -> None:
+    changes = rules.on_content_observed(fold.schedules.get(seen.sample_id, {}), fold.facts(seen, seen.status),
+                                        at=as_utc(seen.observed_at), policy=fold.policy)  # fmt: skip
+    fold.put(event, changes, seen.region, seen.platform_creator_id)
 
 
-def on_messaging_changed(fold: ChatbotFold, event: RecordedEvent) -> None:
-    change = CreatorMessaging.model_validate(event.data)
+def on_messaging_changed(fold: ChatbotFold, event: RecordedEvent, change: CreatorMessagingChanged) -> None:
     at = as_utc(change.at)
     known = fold.opt_outs.get(change.platform_creator_id)
     if known is not None and known[1] > at:
@@ -114,50 +106,48 @@ def on_messaging_changed(fold: ChatbotFold, event: RecordedEvent) -> None:
             fold.put(event, rules.on_opted_out(fold.schedules.get(sample_id, {}), at=at), region, creator)
 
 
-def on_task_issued(fold: ChatbotFold, event: RecordedEvent) -> None:
-    d = event.data
-    issued_at = _time(d["issued_at"])
-    fold.tasks[d["task_id"]] = {
-        "task_id": d["task_id"], "sample_id": d["sample_id"], "scenario": d["scenario"], "run_no": d["run_no"],
-        "platform_creator_id": d["platform_creator_id"], "region": d["region"], "messages": d["messages"],
-        "issued_at": issued_at, "published_at": None, "publications": 0, "outcome": None, "outcome_reason": None,
-        "outcome_at": None, "retry_at": None, "closed": False,
+def on_task_issued(fold: ChatbotFold, event: RecordedEvent, issued: ChatbotTaskIssued) -> None:
+    issued_at = as_utc(issued.issued_at)
+    fold.tasks[issued.task_id] = {
+        "task_id": issued.task_id, "sample_id": issued.sample_id, "scenario": issued.scenario.value,
+        "run_no": issued.run_no, "platform_creator_id": issued.platform_creator_id, "region": issued.region,
+        "messages": issued.messages, "issued_at": issued_at, "published_at": None, "publications": 0,
+        "outcome": None, "outcome_reason": None, "outcome_at": None, "retry_at": None, "closed": False,
     }  # fmt: skip
-    fold.changed_tasks.add(d["task_id"])
-    schedule = fold.schedule(d["sample_id"], d["scenario"])
-    if schedule is None or schedule.run_count >= d["run_no"]:
+    fold.changed_tasks.add(issued.task_id)
+    schedule = fold.schedule(issued.sample_id, issued.scenario)
+    if schedule is None or schedule.run_count >= issued.run_no:
         return
     if schedule.state == ScheduleState.PENDING:
         moved = rules.on_dispatched(schedule, at=issued_at, policy=fold.policy)
     else:  # cancelled in the log before the dispatcher saw it: the run happened all the same
-        moved = replace(schedule, run_count=d["run_no"], last_run_at=issued_at)
-    fold.put(event, [moved], *fold.where[d["sample_id"]])
+        moved = replace(schedule, run_count=issued.run_no, last_run_at=issued_at)
+    fold.put(event, [moved], *fold.where[issued.sample_id])
 
 
-def on_dispatch_deferred(fold: ChatbotFold, event: RecordedEvent) -> None:
-    d = event.data
-    schedule = fold.schedule(d["sample_id"], d["scenario"])
-    if schedule is not None and schedule.state == ScheduleState.PENDING and schedule.run_count + 1 == d["run_no"]:
-        fold.put(event, [replace(schedule, due_at=_time(d["until"]))], *fold.where[d["sample_id"]])
+def on_dispatch_deferred(fold: ChatbotFold, event: RecordedEvent, deferred: ChatbotDispatchDeferred) -> None:
+    schedule = fold.schedule(deferred.sample_id, deferred.scenario)
+    if (schedule is not None and schedule.state == ScheduleState.PENDING
+            and schedule.run_count + 1 == deferred.run_no):  # fmt: skip
+        fold.put(event, [replace(schedule, due_at=as_utc(deferred.until))], *fold.where[deferred.sample_id])
 
 
-def on_task_published(fold: ChatbotFold, event: RecordedEvent) -> None:
-    task = fold.tasks.get(event.data["task_id"])
+def on_task_published(fold: ChatbotFold, event: RecordedEvent, published: ChatbotTaskPublished) -> None:
+    task = fold.tasks.get(published.task_id)
     if task is not None:
-        task["published_at"] = task["published_at"] or _time(event.data["at"])
-        task["publications"] = max(task["publications"], event.data["publication"])
+        task["published_at"] = task["published_at"] or as_utc(published.at)
+        task["publications"] = max(task["publications"], published.publication)
         fold.changed_tasks.add(task["task_id"])
 
 
-def on_retry_issued(fold: ChatbotFold, event: RecordedEvent) -> None:
-    task = fold.tasks.get(event.data["task_id"])
+def on_retry_issued(fold: ChatbotFold, event: RecordedEvent, retry: ChatbotRetryIssued) -> None:
+    task = fold.tasks.get(retry.task_id)
     if task is not None:
         task["retry_at"] = None
         fold.changed_tasks.add(task["task_id"])
 
 
-def on_result_reported(fold: ChatbotFold, event: RecordedEvent) -> None:
-    result = ChatbotResult.model_validate(event.data)
+def on_result_reported(fold: ChatbotFold, event: RecordedEvent, result: ChatbotResultReported) -> None:
     task = fold.tasks.get(result.task_id)
     if task is None:
         return  # a result for a task this service never issued: recorded in the log, nothing to project
@@ -168,50 +158,56 @@ def on_result_reported(fold: ChatbotFold, event: RecordedEvent) -> None:
     task.update(outcome=attempts.outcome, closed=attempts.closed, retry_at=attempts.retry_at,
                 outcome_reason=result.reason, outcome_at=as_utc(result.at))  # fmt: skip
     fold.changed_tasks.add(task["task_id"])
-    schedule = fold.schedule(task["sample_id"], task["scenario"])
+    schedule = fold.schedule(task["sample_id"], Scenario(task["scenario"]))
     if attempts.closed and schedule is not None and schedule.run_count == task["run_no"]:
         closed = rules.on_task_closed(schedule)
         if closed != schedule:
             fold.put(event, [closed], *fold.where[task["sample_id"]])
 
 
-HANDLERS = {
-    SAMPLE_STATUS_CHANGED: on_status_changed,
-    SAMPLE_CONTENT_OBSERVED: on_content_observed,
-    CREATOR_MESSAGING_CHANGED: on_messaging_changed,
-    CHATBOT_TASK_ISSUED: on_task_issued,
-    CHATBOT_DISPATCH_DEFERRED: on_dispatch_deferred,
-    CHATBOT_TASK_PUBLISHED: on_task_published,
-    CHATBOT_RETRY_ISSUED: on_retry_issued,
-    CHATBOT_RESULT_REPORTED: on_result_reported,
+# One small function per event type; the projection folds exactly these.
+HANDLERS: dict[type[DomainEvent], Callable[[ChatbotFold, RecordedEvent, Any], None]] = {
+    SampleStatusChanged: on_status_changed,
+    SampleContentObserved: on_content_observed,
+    CreatorMessagingChanged: on_messaging_changed,
+    ChatbotTaskIssued: on_task_issued,
+    ChatbotDispatchDeferred: on_dispatch_deferred,
+    ChatbotTaskPublished: on_task_published,
+    ChatbotRetryIssued: on_retry_issued,
+    ChatbotResultReported: on_result_reported,
 }
+
+
+def fold_events(fold: ChatbotFold, events: Sequence[RecordedEvent]) -> None:
+    """Fold a page in log order (pure: `fold` holds every schedule, task and opt-out it can touch)."""
+    for event in events:
+        HANDLERS[type(event.event)](fold, event, event.event)
 
 
 class ChatbotProjection:
     name = "chatbot"
-    event_types = tuple(HANDLERS)
+    event_types = tuple(cls.type_name for cls in HANDLERS)
     tables = ("projections.chatbot_schedules", "projections.chatbot_tasks", "projections.chatbot_opt_outs")
 
     def __init__(self, policy: ChatbotPolicy) -> None:
         self.policy = policy
 
-    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> None:
+    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
         fold = await self._load(conn, events)
-        for event in events:
-            HANDLERS[event.event_type](fold, event)
+        fold_events(fold, events)
         await fold.write(conn)
+        return ()
 
     async def _load(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> ChatbotFold:
-        sample_ids = {e.data["sample_id"] for e in events if "sample_id" in e.data}
-        creators = {e.data.get("platform_creator_id") or e.data.get("platformCreatorId") for e in events}
-        creator_ids = {c for c in creators if c}
-        task_ids = {e.data.get("task_id") or e.data.get("taskId") for e in events}
+        typed = [e.event for e in events]
+        sample_ids = {str(e.sample_id) for e in typed if hasattr(e, "sample_id")}
+        creator_ids = {str(c) for e in typed if (c := getattr(e, "platform_creator_id", None))}
+        task_ids = {str(e.task_id) for e in typed if hasattr(e, "task_id")}
         fold = ChatbotFold(self.policy, opt_outs=await store.load_opt_outs(conn, creator_ids))
-        fold.tasks = await store.load_tasks(conn, {t for t in task_ids if t})
+        fold.tasks = await store.load_tasks(conn, task_ids)
         sample_ids |= {task["sample_id"] for task in fold.tasks.values()}  # results name only the task
-        messaging = {e.data.get("platformCreatorId") or e.data.get("platform_creator_id")
-                     for e in events if e.event_type == CREATOR_MESSAGING_CHANGED}  # fmt: skip
-        for schedule, region, creator in await store.load_schedules(conn, sample_ids, {c for c in messaging if c}):
+        messaging = {e.platform_creator_id for e in typed if isinstance(e, CreatorMessagingChanged)}
+        for schedule, region, creator in await store.load_schedules(conn, sample_ids, messaging):
             fold.schedules.setdefault(schedule.sample_id, {})[schedule.scenario] = schedule
             fold.where[schedule.sample_id] = (region, creator)
         return fold

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from projections.chatbot_rules import Scenario
+from events.chatbot_events import Scenario
 
 PRODUCT_ID_LINE = "product ID: {platform_product_id}"
 

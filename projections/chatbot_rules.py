@@ -16,13 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from events.chatbot_events import Scenario
 from events.statuses import Status
-
-
-class Scenario(StrEnum):
-    SHIPPED = "shipped"
-    CONTENT_PENDING = "content_pending"
-    NO_CONTENT = "no_content"
 
 
 class ScheduleState(StrEnum):

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from projections.chatbot_rules import Scenario, Schedule, ScheduleState
+from events.chatbot_events import Scenario
+from projections.chatbot_rules import Schedule, ScheduleState
 
 _SCHEDULE_COLUMNS = ("sample_id, scenario, state, due_at, run_count, max_runs, skip_reason, last_run_at, region, "
                      "platform_creator_id")  # fmt: skip

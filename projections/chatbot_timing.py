@@ -1,19 +1,17 @@
-"""When a due chatbot task may actually go out, and what id it carries (DOMAIN.md "The chatbot rules").
+"""When a due chatbot task may actually go out: quiet hours and the per-creator daily cap.
 
 A task that falls due in the region's quiet hours waits until they end; a creator gets at most `cap`
-tasks in any 24 hours, and more are deferred, never dropped. Task ids are derived from the business
-key so a re-sent run carries the same id. Pure: every time comes in as an argument, all in UTC.
+tasks in any 24 hours, and more are deferred, never dropped. Pure: every time comes in as an
+argument, all in UTC. (Task ids and retries: `chatbot_tasks`.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from uuid import NAMESPACE_URL, uuid5
 from zoneinfo import ZoneInfo
 
-from service.quiet_hours import QuietHours
+from projections.quiet_hours import QuietHours
 
 REGION_TIMEZONES: dict[str, str] = {
     "MX": "America/Mexico_City",
@@ -35,19 +33,11 @@ REGION_TIMEZONES: dict[str, str] = {
 }
 
 DAILY_WINDOW = timedelta(hours=24)
-MAX_RETRIES = 2
-RETRY_DELAY = timedelta(hours=1)
-OUTCOMES = ("sent", "failed", "skipped")
 
 
 def region_timezone(region: str) -> ZoneInfo:
     """The region's local zone; an unknown region falls back to UTC rather than failing the dispatch."""
     return ZoneInfo(REGION_TIMEZONES.get(region.upper(), "UTC"))
-
-
-def task_id(sample_id: str, scenario: str, run_no: int) -> str:
-    """The same run of the same scenario always gets the same id, so workers can spot a repeat."""
-    return str(uuid5(NAMESPACE_URL, f"chatbot-task:{sample_id}:{scenario}:{run_no}"))
 
 
 def after_quiet_hours(moment: datetime, quiet: QuietHours | None, tz: ZoneInfo) -> datetime:
@@ -96,26 +86,9 @@ def dispatch_time(
         moment = later
 
 
-@dataclass(frozen=True)
-class TaskAttempts:
-    """A published task and what the workers said of it."""
-
-    task_id: str
-    publications: int
-    outcome: str | None = None
-    closed: bool = False
-    retry_at: datetime | None = None
-
-
-def on_worker_result(task: TaskAttempts, *, outcome: str, retryable: bool, at: datetime) -> TaskAttempts:
-    """Close the task, or plan one more publication under the same id when a retry still makes sense."""
-    if outcome not in OUTCOMES:
-        raise ValueError(f"unknown worker outcome {outcome!r}; expected one of {OUTCOMES}")
-    if task.closed:
-        return task  # a late or repeated report cannot reopen a finished task
-    if outcome == "failed" and retryable and task.publications < 1 + MAX_RETRIES:
-        return replace(task, outcome=outcome, closed=False, retry_at=at + RETRY_DELAY)
-    return replace(task, outcome=outcome, closed=True, retry_at=None)
+def cap_window_start(now: datetime, window: timedelta = DAILY_WINDOW) -> datetime:
+    """The oldest issue time that still counts against the cap at `now` (what the dispatcher loads)."""
+    return now - window
 
 
 def _issued_in_window(moment: datetime, issued: Sequence[datetime], window: timedelta) -> int:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from events.crawl import ContentItem, RejectedRow, SampleRow, content_was_expanded, read_row
-from events.keys import pick
+from events.sample_events import CrawlBatchRecorded
 from projections.sample_state import FACT_FIELDS, Observation
 
 
@@ -28,11 +28,11 @@ class BatchReading:
     rejected: list[RejectedRow]
 
 
-def read_crawl_batch(body: dict[str, Any], received_at: datetime) -> BatchReading:
+def read_crawl_batch(batch: CrawlBatchRecorded, received_at: datetime) -> BatchReading:
     """One observation per sample in the batch (its rows merged), plus every content row it showed."""
-    rows = body.get("rows") or []
-    expanded = content_was_expanded(pick(body, "options"))
-    source = str(body.get("source") or "unknown")
+    rows = batch.rows
+    expanded = content_was_expanded(batch.options)
+    source = batch.source
     groups: dict[str, list[SampleRow]] = {}
     rejected: list[RejectedRow] = []
     for index, raw in enumerate(rows):

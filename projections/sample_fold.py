@@ -1,4 +1,6 @@
-"""The in-memory fold of one page of events for the samples read model, and its single write."""
+"""The in-memory fold of one page of events for the samples read model, and its single write.
+
+It writes its own tables and collects the events it derives; it never appends to the log itself."""
 
 from __future__ import annotations
 
@@ -8,14 +10,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from events.envelope import SAMPLE_CONTENT_OBSERVED, SAMPLE_STATUS_CHANGED, NewEvent, RecordedEvent, derived_event_id
+from events import streams
+from events.recorded import NewEvent, RecordedEvent, derived_event_id
+from events.sample_events import SampleContentObserved, SampleStatusChanged
 from events.statuses import Status
 from events.webhooks import SampleApplicationChange
 from projections import samples_store as store
 from projections.crawl_reading import ContentSighting
 from projections.sample_inputs import webhook_observation
 from projections.sample_state import Observation, Outcome, SampleState, apply_observation
-from service.eventstore import append_events
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class SampleFold:
     waiting: dict[int, WaitingWebhook] = field(default_factory=dict)
     touched: dict[str, int] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    changes_per_event: dict[int, int] = field(default_factory=dict)  # numbers status changes within an event
     contents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     batches: list[dict[str, Any]] = field(default_factory=list)
     webhooks: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -112,56 +116,42 @@ class SampleFold:
         if outcome.status_change is not None:
             self._record_status_change(event, outcome)
         if outcome.content_changed:
-            self._derive(event, SAMPLE_CONTENT_OBSERVED, f"content:{obs.sample_id}", {
-                "sample_id": obs.sample_id,
-                "region": outcome.state.region,
-                "platform_creator_id": outcome.state.platform_creator_id,
-                "status": outcome.state.status,
-                "content_count": outcome.state.content_count,
-                "observed_at": obs.observed_at.isoformat(),
-            })  # fmt: skip
+            state = outcome.state
+            self._derive(event, f"content:{obs.sample_id}", SampleContentObserved(
+                sample_id=obs.sample_id, region=state.region, platform_creator_id=state.platform_creator_id,
+                status=state.status, content_count=state.content_count, observed_at=obs.observed_at,
+            ))  # fmt: skip
         return outcome
 
     def _record_status_change(self, event: RecordedEvent, outcome: Outcome) -> None:
         change = outcome.status_change
         assert change is not None
         state = outcome.state
-        seq = sum(1 for h in self.history if h["event_position"] == event.position)
+        seq = self.changes_per_event.get(event.position, 0)
+        self.changes_per_event[event.position] = seq + 1
         self.history.append({
             "event_position": event.position, "sample_id": state.sample_id, "seq": seq,
             "from_status": change.from_status, "to_status": change.to_status,
             "observed_at": change.observed_at, "source": change.source, "regression": change.regression,
         })  # fmt: skip
-        self._derive(event, SAMPLE_STATUS_CHANGED, f"status:{state.sample_id}:{seq}", {
-            "sample_id": state.sample_id,
-            "region": state.region,
-            "platform_product_id": state.platform_product_id,
-            "platform_creator_id": state.platform_creator_id,
-            "from_status": change.from_status,
-            "to_status": change.to_status,
-            "observed_at": change.observed_at.isoformat(),
-            "source": change.source,
-            "regression": change.regression,
-            "first_sighting": change.first_sighting,
-            "content_count": state.content_count,
-        })  # fmt: skip
+        self._derive(event, f"status:{state.sample_id}:{seq}", SampleStatusChanged(
+            sample_id=state.sample_id, region=state.region, platform_product_id=state.platform_product_id,
+            platform_creator_id=state.platform_creator_id, from_status=change.from_status,
+            to_status=change.to_status, observed_at=change.observed_at, source=change.source,
+            regression=change.regression, first_sighting=change.first_sighting, content_count=state.content_count,
+        ))  # fmt: skip
 
-    def _derive(self, cause: RecordedEvent, event_type: str, name: str, data: dict[str, Any]) -> None:
-        self.derived.append(
-            NewEvent(
-                stream_id=f"sample-{data['sample_id']}",
-                event_type=event_type,
-                data=data,
-                metadata={
-                    "causation_id": str(cause.event_id),
-                    "correlation_id": cause.metadata.get("correlation_id"),
-                    "source": cause.metadata.get("source"),
-                },
-                event_id=derived_event_id(cause.event_id, name),
-            )
-        )
+    def _derive(self, cause: RecordedEvent, name: str, event: SampleStatusChanged | SampleContentObserved) -> None:
+        metadata = {
+            "causation_id": str(cause.event_id),
+            "correlation_id": cause.metadata.get("correlation_id"),
+            "source": cause.metadata.get("source"),
+        }
+        self.derived.append(NewEvent.of(event, stream_id=streams.sample(event.sample_id), metadata=metadata,
+                                        event_id=derived_event_id(cause.event_id, name)))  # fmt: skip
 
     async def write(self, conn: AsyncConnection) -> None:
+        """Every table once; the derived events are the caller's to append (`self.derived`)."""
         await store.upsert_samples(conn, [(self.states[sid], pos) for sid, pos in self.touched.items()])
         await store.upsert_contents(conn, list(self.contents.values()))
         await store.insert_history(conn, self.history)
@@ -171,7 +161,6 @@ class SampleFold:
         added = [self.waiting[p] for p in self.waiting_added if p in self.waiting]
         await store.insert_waiting(conn, [_waiting_row(w) for w in added])
         await store.delete_waiting(conn, sorted(self.waiting_done - self.waiting_added))
-        await append_events(conn, self.derived)
 
 
 def _waiting_row(webhook: WaitingWebhook) -> dict[str, Any]:

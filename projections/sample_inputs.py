@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from events.identity import creator_key, sample_id
+from events.sample_events import StatusReported, WebhookReceived
 from events.statuses import UnknownStatus, canonical_status
 from events.webhooks import SAMPLE_APPLICATION_STATUS_CHANGE, SampleApplicationChange, read_sample_application_change
 from projections.sample_state import Observation, SampleState
@@ -20,11 +20,8 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def read_status_report(body: dict[str, Any]) -> Observation:
+def read_status_report(report: StatusReported) -> Observation:
     """A seller-side monitor's report; validated at intake, so it identifies its sample."""
-    from events.state import StatusReport
-
-    report = StatusReport.model_validate(body)
     region = report.region.strip().upper()
     key = creator_key(report.platform_creator_id, report.platform_creator_username)
     assert key is not None  # the model requires an id or a username
@@ -54,13 +51,12 @@ class WebhookReading:
     unknown_status: str | None = None
 
 
-def read_webhook(data: dict[str, Any], received_at: datetime) -> WebhookReading:
-    stamp = data.get("timestamp")
-    observed_at = datetime.fromisoformat(stamp) if stamp else received_at
-    webhook_type = data.get("type")
+def read_webhook(webhook: WebhookReceived, received_at: datetime) -> WebhookReading:
+    observed_at = webhook.timestamp or received_at
+    webhook_type = webhook.type
     if webhook_type != SAMPLE_APPLICATION_STATUS_CHANGE:
         return WebhookReading(webhook_type, observed_at)
-    payload = data.get("payload") or {}
+    payload = webhook.payload
     try:
         change = read_sample_application_change(payload.get("data") or {})
     except UnknownStatus as exc:

@@ -3,7 +3,7 @@
 
 Events are folded a page at a time: read every event of the page (pure), load the states of every
 sample they touch in one query per kind, fold in memory in log order, then write each table once.
-Status and content changes are appended back to the log as derived events (`sample.status_changed`,
+Status and content changes are returned as derived events, which the runner appends (`sample.status_changed`,
 `sample.content_observed`) with ids derived from their cause, so a rebuild appends nothing.
 
 A type-56 webhook joins its sample by application id, else by (product id, creator id). One that
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from events.envelope import CRAWL_BATCH_RECORDED, STATUS_REPORTED, WEBHOOK_RECEIVED, RecordedEvent
+from events.recorded import NewEvent, RecordedEvent
+from events.sample_events import CrawlBatchRecorded, StatusReported, WebhookReceived
 from projections import samples_store as store
 from projections.crawl_reading import BatchReading, read_crawl_batch
 from projections.sample_fold import SampleFold, WaitingWebhook, waiting_from_row
@@ -30,17 +30,31 @@ from projections.sample_state import Observation
 Reading = BatchReading | Observation | WebhookReading
 
 
-def received_at(event: RecordedEvent) -> datetime:
-    raw = event.metadata.get("received_at")
-    return datetime.fromisoformat(raw) if raw else event.recorded_at
-
-
 def read_event(event: RecordedEvent) -> Reading:
-    if event.event_type == CRAWL_BATCH_RECORDED:
-        return read_crawl_batch(event.data, received_at(event))
-    if event.event_type == STATUS_REPORTED:
-        return read_status_report(event.data)
-    return read_webhook(event.data, received_at(event))
+    match event.event:
+        case CrawlBatchRecorded() as batch:
+            return read_crawl_batch(batch, event.received_at)
+        case StatusReported() as report:
+            return read_status_report(report)
+        case WebhookReceived() as webhook:
+            return read_webhook(webhook, event.received_at)
+        case other:
+            raise TypeError(f"the samples projection does not fold {other.type_name}")
+
+
+def read_events(events: Sequence[RecordedEvent]) -> list[tuple[RecordedEvent, Reading]]:
+    return [(event, read_event(event)) for event in events]
+
+
+def fold_events(fold: SampleFold, readings: Sequence[tuple[RecordedEvent, Reading]]) -> None:
+    """Fold a page in log order (pure: `fold` holds every state the page can touch)."""
+    for event, reading in readings:
+        if isinstance(reading, BatchReading):
+            on_crawl_batch_recorded(fold, event, reading)
+        elif isinstance(reading, Observation):
+            on_status_reported(fold, event, reading)
+        else:
+            on_webhook_received(fold, event, reading)
 
 
 def on_crawl_batch_recorded(fold: SampleFold, event: RecordedEvent, reading: BatchReading) -> None:
@@ -58,7 +72,7 @@ def on_crawl_batch_recorded(fold: SampleFold, event: RecordedEvent, reading: Bat
         "message_id": event.metadata.get("message_id") or event.stream_id,
         "event_position": event.position,
         "source": reading.source,
-        "received_at": received_at(event),
+        "received_at": event.received_at,
         "content_expanded": reading.content_expanded,
         "rows_total": reading.rows_total,
         "rows_rejected": len(reading.rejected),
@@ -73,12 +87,12 @@ def on_status_reported(fold: SampleFold, event: RecordedEvent, observation: Obse
 
 
 def on_webhook_received(fold: SampleFold, event: RecordedEvent, reading: WebhookReading) -> None:
-    data = event.data
+    webhook = event.event
+    assert isinstance(webhook, WebhookReceived)
     row: dict[str, Any] = {
-        "event_position": event.position, "notification_id": data.get("notification_id"), "type": data.get("type"),
-        "shop_id": data.get("shop_id"), "creator_open_id": data.get("creator_open_id"),
-        "occurred_at": datetime.fromisoformat(data["timestamp"]) if data.get("timestamp") else None,
-        "received_at": received_at(event), "signature_valid": data.get("signature_valid"),
+        "event_position": event.position, "notification_id": webhook.notification_id, "type": webhook.type,
+        "shop_id": webhook.shop_id, "creator_open_id": webhook.creator_open_id, "occurred_at": webhook.timestamp,
+        "received_at": event.received_at, "signature_valid": webhook.signature_valid,
         "application_id": reading.change.application_id if reading.change else None,
         "new_status": reading.change.raw_status if reading.change else None,
         "disposition": "unknown_status" if reading.unknown_status else "recorded", "sample_id": None,
@@ -122,7 +136,7 @@ def _observations(reading: Reading) -> list[Observation]:
 
 class SamplesProjection:
     name = "samples"
-    event_types = (CRAWL_BATCH_RECORDED, STATUS_REPORTED, WEBHOOK_RECEIVED)
+    event_types = (CrawlBatchRecorded.type_name, StatusReported.type_name, WebhookReceived.type_name)
     tables = (
         "projections.samples",
         "projections.sample_contents",
@@ -132,14 +146,9 @@ class SamplesProjection:
         "projections.pending_webhooks",
     )
 
-    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> None:
-        readings = [(event, read_event(event)) for event in events]
+    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
+        readings = read_events(events)
         fold = await load_fold(conn, readings)
-        for event, reading in readings:
-            if isinstance(reading, BatchReading):
-                on_crawl_batch_recorded(fold, event, reading)
-            elif isinstance(reading, Observation):
-                on_status_reported(fold, event, reading)
-            else:
-                on_webhook_received(fold, event, reading)
+        fold_events(fold, readings)
         await fold.write(conn)
+        return fold.derived

@@ -14,18 +14,14 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from handlers.ingest import INGEST_BUILDERS
-from handlers.intake import EventBuilder, Intake
-from handlers.state import STATE_BUILDERS
+from handlers.delivery import EventBuilder
+from handlers.inbound import InboundHandler
 from handlers.topology import Topology, build_topology
-from handlers.webhooks import webhook_event_builder
-from projections.catalog import CatalogProjection
-from projections.chatbot import ChatbotProjection
-from projections.chatbot_rules import ChatbotPolicy
-from projections.samples import SamplesProjection
 from service.database import create_engine
 from service.dispatcher import Dispatcher
+from service.errors import is_transient
 from service.loops import Loop
+from service.read_models import all_projections
 from service.recorder import Recorder
 from service.relay import OutboxRelay, RelayReport
 from service.runner import Projection, ProjectionRunner
@@ -36,11 +32,6 @@ log = structlog.get_logger("sample_ledger.app")
 # Graceful stop: in-flight handlers get this long to finish; what is still running is cancelled,
 # never acked, and RabbitMQ redelivers it.
 GRACEFUL_TIMEOUT_SECONDS = 20.0
-
-
-def all_projections(settings: Settings) -> list[Projection]:
-    policy = ChatbotPolicy(regions=settings.regions)
-    return [SamplesProjection(), CatalogProjection(), ChatbotProjection(policy)]
 
 
 @dataclass
@@ -70,7 +61,7 @@ class Service:
 
 
 def build_service(settings: Settings, projections: Sequence[Projection] | None = None) -> Service:
-    topology = build_topology(settings.amqp_prefix)
+    topology = build_topology(settings.amqp_prefix, settings.tiktok_app_key, settings.tiktok_app_secret)
     faststream_logger = logging.getLogger("sample_ledger.faststream")
     broker = RabbitBroker(
         settings.amqp_url,
@@ -143,24 +134,20 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
     app.after_shutdown(stop_workers)
     service.stop_workers = stop_workers
 
-    def intake() -> Intake:
+    def inbound() -> InboundHandler:
         assert service.recorder is not None, "workers start before the broker consumes"
-        return Intake(broker, service.recorder, topology.dead_letter_exchange, settings.record_attempts)
+        return InboundHandler(broker, service.recorder, is_transient, topology.dead_letter_exchange,
+                              settings.record_attempts)  # fmt: skip
 
-    builders: dict[str, EventBuilder] = {
-        **INGEST_BUILDERS,
-        **STATE_BUILDERS,
-        "tiktok.shop": webhook_event_builder(settings.tiktok_app_key, settings.tiktok_app_secret),
-    }
-    for key, build_event in builders.items():
-        route = topology.routes[key]
+    for route in topology.routes.values():
         subscriber = broker.subscriber(
             route.queue,
             route.exchange,
             channel=Channel(prefetch_count=settings.ingest_prefetch),
             decoder=keep_body_raw,
+            title=route.subscriber,
         )
-        subscriber(_handler(key, build_event, intake))
+        subscriber(_handler(route.subscriber, route.build, inbound))
     return service
 
 
@@ -176,10 +163,10 @@ async def keep_body_raw(message: StreamMessage[Any]) -> bytes:
 
 
 def _handler(
-    name: str, build_event: EventBuilder, intake: Callable[[], Intake]
+    name: str, build_event: EventBuilder, inbound: Callable[[], InboundHandler]
 ) -> Callable[[RabbitMessage], Awaitable[None]]:
     async def handle(message: RabbitMessage) -> None:
-        await intake().take(message, build_event)
+        await inbound().take(message, build_event)
 
-    handle.__name__ = "on_" + name.replace(".", "_")
+    handle.__name__ = name  # the routing table's subscriber name, e.g. on_samples_crawled
     return handle

@@ -11,19 +11,21 @@ Schedules are claimed `FOR UPDATE SKIP LOCKED`, so any number of replicas may ru
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from events.envelope import CHATBOT_DISPATCH_DEFERRED, CHATBOT_RETRY_ISSUED, CHATBOT_TASK_ISSUED, NewEvent
+from events import streams
+from events.chatbot_events import ChatbotDispatchDeferred, ChatbotRetryIssued, ChatbotTaskIssued, Scenario
+from events.recorded import NewEvent, decision_id
 from projections.chatbot_messages import MessageContext, build_messages
-from projections.chatbot_timing import MAX_RETRIES, after_quiet_hours, dispatch_time, region_timezone, task_id
+from projections.chatbot_tasks import next_publication, task_id
+from projections.chatbot_timing import after_quiet_hours, cap_window_start, dispatch_time, region_timezone
 from service.eventstore import append_events
 from service.settings import Settings
 
@@ -94,10 +96,6 @@ class DispatchReport:
         return self.issued + self.deferred + self.retried
 
 
-def decision_id(*parts: object) -> uuid.UUID:
-    return uuid.uuid5(uuid.NAMESPACE_URL, ":".join(str(p) for p in parts))
-
-
 class Dispatcher:
     def __init__(self, engine: AsyncEngine, settings: Settings, clock: Clock = utc_now, batch: int = 100) -> None:
         self._engine = engine
@@ -121,7 +119,7 @@ class Dispatcher:
             return 0, 0
         recent: dict[str, list[datetime]] = {}
         creators = sorted({d["platform_creator_id"] for d in due})
-        for creator, created_at in await conn.execute(_RECENT, {"creators": creators, "since": now - timedelta(1)}):
+        for creator, created_at in await conn.execute(_RECENT, {"creators": creators, "since": cap_window_start(now)}):
             recent.setdefault(creator, []).append(created_at)
         contexts = {r["sample_id"]: dict(r) for r in (await conn.execute(
             _CONTEXT, {"ids": [d["sample_id"] for d in due]})).mappings()}  # fmt: skip
@@ -142,13 +140,12 @@ class Dispatcher:
         return issued, deferred
 
     async def _defer(self, conn: AsyncConnection, schedule: dict[str, Any], run_no: int, until: datetime) -> None:
-        sample_id, scenario = schedule["sample_id"], schedule["scenario"]
-        await append_events(conn, [NewEvent(
-            stream_id=f"chatbot_schedule-{sample_id}-{scenario}", event_type=CHATBOT_DISPATCH_DEFERRED,
-            data={"sample_id": sample_id, "scenario": scenario, "run_no": run_no, "until": until.isoformat(),
-                  "due_at": schedule["due_at"].isoformat()},
-            metadata={"source": "dispatcher"},
-            event_id=decision_id("chatbot.dispatch_deferred", sample_id, scenario, run_no, until.isoformat()),
+        sample_id, scenario = schedule["sample_id"], Scenario(schedule["scenario"])
+        deferred = ChatbotDispatchDeferred(sample_id=sample_id, scenario=scenario, run_no=run_no, until=until,
+                                           due_at=schedule["due_at"])  # fmt: skip
+        await append_events(conn, [NewEvent.of(
+            deferred, stream_id=streams.chatbot_schedule(sample_id, scenario), metadata={"source": "dispatcher"},
+            event_id=decision_id(deferred.type_name, sample_id, scenario, run_no, until.isoformat()),
         )])  # fmt: skip
 
     async def _issue(self, conn: AsyncConnection, schedule: dict[str, Any], run_no: int, context: dict[str, Any],
@@ -167,13 +164,14 @@ class Dispatcher:
             "platformProductName": context.get("product_name"),
             "platformCampaignName": context.get("campaign_name"), "messages": messages,
         }]  # fmt: skip
-        (new,) = await append_events(conn, [NewEvent(
-            stream_id=f"chatbot_task-{the_task_id}", event_type=CHATBOT_TASK_ISSUED,
-            data={"task_id": the_task_id, "sample_id": sample_id, "scenario": scenario, "run_no": run_no,
-                  "platform_creator_id": schedule["platform_creator_id"], "region": schedule["region"],
-                  "messages": messages, "issued_at": now.isoformat()},
-            metadata={"source": "dispatcher"},
-            event_id=decision_id("chatbot.task_issued", the_task_id),
+        issued = ChatbotTaskIssued(
+            task_id=the_task_id, sample_id=sample_id, scenario=Scenario(scenario), run_no=run_no,
+            platform_creator_id=schedule["platform_creator_id"], region=schedule["region"], messages=messages,
+            issued_at=now,
+        )  # fmt: skip
+        (new,) = await append_events(conn, [NewEvent.of(
+            issued, stream_id=streams.chatbot_task(the_task_id), metadata={"source": "dispatcher"},
+            event_id=decision_id(issued.type_name, the_task_id),
         )])  # fmt: skip
         if new:  # only the transaction that decided the run writes its outbox row
             await conn.execute(_OUTBOX, {
@@ -189,16 +187,15 @@ class Dispatcher:
         for row in (await conn.execute(_RETRIES, {"now": now, "limit": self._batch})).mappings().all():
             # Numbered from the projected count, not the outbox: until this retry is folded the same
             # number (and so the same decision id) comes out again, and nothing is issued twice.
-            publication = max(row["publications"], 1) + 1
-            if publication > 1 + MAX_RETRIES:
+            publication = next_publication(row["publications"])
+            if publication is None:
                 continue
             if after_quiet_hours(now, self._settings.quiet_hours, region_timezone(row["region"])) > now:
                 continue
-            (new,) = await append_events(conn, [NewEvent(
-                stream_id=f"chatbot_retry-{row['task_id']}", event_type=CHATBOT_RETRY_ISSUED,
-                data={"task_id": row["task_id"], "publication": publication, "at": now.isoformat()},
-                metadata={"source": "dispatcher"},
-                event_id=decision_id("chatbot.task_retry_issued", row["task_id"], publication),
+            retry = ChatbotRetryIssued(task_id=row["task_id"], publication=publication, at=now)
+            (new,) = await append_events(conn, [NewEvent.of(
+                retry, stream_id=streams.chatbot_retry(retry.task_id), metadata={"source": "dispatcher"},
+                event_id=decision_id(retry.type_name, retry.task_id, publication),
             )])  # fmt: skip
             if new:
                 await conn.execute(_COPY_FOR_RETRY, {"task_id": row["task_id"], "publication": publication, "now": now})

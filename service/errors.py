@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
+from handlers.delivery import describe
 from service.eventstore import StreamVersionConflict
+
+__all__ = ["describe", "is_transient"]  # describe lives with the handlers, which must not import service
 
 # SQLSTATE classes and codes worth retrying: connection trouble, serialization failures, deadlocks,
 # the server shutting down or out of connections.
@@ -28,9 +31,3 @@ def is_transient(exc: BaseException) -> bool:
 
 def _transient_sqlstate(code: str | None) -> bool:
     return bool(code) and str(code).startswith(_TRANSIENT_SQLSTATE_PREFIXES)
-
-
-def describe(exc: BaseException) -> str:
-    """A short, secret-free description: the exception type and the first line of its message."""
-    first_line = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first_line}"[:300]

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from events.envelope import NewEvent, RecordedEvent
+from events.recorded import NewEvent, RecordedEvent
 from events.upcast import upcast
 
 

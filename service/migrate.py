@@ -7,11 +7,17 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from service.database import create_engine, ensure_database_exists
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class SchemaNotCurrent(Exception):
+    """The database schema is not at head; the message says where it is and what to run."""
 
 
 def alembic_config() -> Config:
@@ -47,17 +53,11 @@ async def migrate(database_url: str) -> MigrationResult:
 
 
 def current_revision_sync(connection: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     return MigrationContext.configure(connection).get_current_revision()
 
 
 async def check_schema_is_current(database_url: str) -> None:
     """Refuse to run against a schema that `migrate` has not brought to head."""
-    from alembic.script import ScriptDirectory
-
-    from service.cli import CommandFailed
-
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     engine = create_engine(database_url, pool_size=1)
     try:
@@ -66,6 +66,6 @@ async def check_schema_is_current(database_url: str) -> None:
     finally:
         await engine.dispose()
     if current != head:
-        raise CommandFailed(
+        raise SchemaNotCurrent(
             f"database schema is at {current or 'nothing'}, expected {head}: run `sample-ledger migrate` first"
         )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from events.envelope import NewEvent
+from events.recorded import NewEvent
 from service.eventstore import append_events
 
 log = structlog.get_logger("sample_ledger.recorder")

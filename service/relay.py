@@ -21,8 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential_jitter
 
-from events.envelope import CHATBOT_TASK_PUBLISHED, NewEvent
-from service.dispatcher import Clock, decision_id, utc_now
+from events import streams
+from events.chatbot_events import ChatbotTaskPublished
+from events.recorded import NewEvent, decision_id
+from service.dispatcher import Clock, utc_now
 from service.errors import describe
 from service.eventstore import append_events
 
@@ -115,11 +117,10 @@ class OutboxRelay:
 
     async def mark_published(self, conn: AsyncConnection, row: Any, now: datetime) -> None:
         await conn.execute(_PUBLISHED, {"now": now, "task_id": row["task_id"], "publication": row["publication"]})
-        await append_events(conn, [NewEvent(
-            stream_id=f"chatbot_publication-{row['task_id']}", event_type=CHATBOT_TASK_PUBLISHED,
-            data={"task_id": row["task_id"], "publication": row["publication"], "at": now.isoformat()},
-            metadata={"source": "relay"},
-            event_id=decision_id("chatbot.task_published", row["task_id"], row["publication"]),
+        published = ChatbotTaskPublished(task_id=row["task_id"], publication=row["publication"], at=now)
+        await append_events(conn, [NewEvent.of(
+            published, stream_id=streams.chatbot_publication(published.task_id), metadata={"source": "relay"},
+            event_id=decision_id(published.type_name, published.task_id, published.publication),
         )])  # fmt: skip
 
     async def _failed(self, conn: AsyncConnection, row: Any, now: datetime, exc: Exception) -> None:

@@ -15,15 +15,18 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from events.envelope import RecordedEvent
-from service.eventstore import Checkpoint, read_page
+from events.recorded import NewEvent, RecordedEvent
+from service.eventstore import Checkpoint, append_events, read_page
 from service.loops import Loop
 
 log = structlog.get_logger("sample_ledger.runner")
 
 
 class Projection(Protocol):
-    """A read model: its name, the event types it folds, the tables a rebuild empties."""
+    """A read model: its name, the event types it folds, the tables a rebuild empties.
+
+    `apply` writes the projection's own rows and returns the events it derived; the runner appends
+    those in the same transaction, so a projection never writes to the log itself."""
 
     @property
     def name(self) -> str: ...
@@ -32,7 +35,13 @@ class Projection(Protocol):
     @property
     def tables(self) -> Sequence[str]: ...
 
-    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> None: ...
+    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]: ...
+
+
+async def _apply(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]) -> None:
+    derived = await projection.apply(conn, events)
+    if derived:  # deterministic ids: re-deriving them (a rebuild, a retried page) appends nothing
+        await append_events(conn, derived)
 
 
 _ENSURE = text("INSERT INTO projections.checkpoints (projection) VALUES (:name) ON CONFLICT DO NOTHING")
@@ -67,7 +76,7 @@ async def apply_next_page(engine: AsyncEngine, projection: Projection, page_size
             return None
         page = await read_page(conn, checkpoint, projection.event_types, page_size)
         if page.events:
-            await projection.apply(conn, page.events)
+            await _apply(conn, projection, page.events)
         if page.next_checkpoint != checkpoint:
             await save_checkpoint(conn, projection.name, page.next_checkpoint)
     if page.events:
@@ -98,7 +107,7 @@ async def rebuild(engine: AsyncEngine, projection: Projection, page_size: int = 
         while True:
             page = await read_page(conn, checkpoint, projection.event_types, page_size)
             if page.events:
-                await projection.apply(conn, page.events)
+                await _apply(conn, projection, page.events)
                 total += len(page.events)
             checkpoint = page.next_checkpoint
             if len(page.events) < page_size:

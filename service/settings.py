@@ -7,7 +7,7 @@ from functools import cached_property
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.quiet_hours import QuietHours, parse_quiet_hours
+from projections.quiet_hours import QuietHours, parse_quiet_hours
 
 
 class Settings(BaseSettings):

@@ -19,10 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from handlers.topology import build_topology
 from service.app import Service, build_service
 from service.database import create_engine
+from service.logging import configure_logging
 from service.migrate import migrate
 from service.settings import Settings
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+# Services built in this process log the way `sample-ledger run` does. Left unconfigured, structlog
+# renders tracebacks with rich (when installed) and every local variable: seconds per error line,
+# which blocks the event loop long enough for RabbitMQ to drop a connection mid-handshake.
+configure_logging("console", "INFO")
 
 
 def _unavailable(what: str, err: Exception) -> None:

@@ -10,10 +10,10 @@ import aio_pika
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.identity import sample_id
-from projections.chatbot_timing import task_id
+from projections.chatbot_tasks import task_id
 from service.app import Service
 from tests.integration.chatbot_support import page, take_tasks
-from tests.support import eventually, publish, rows, scalar
+from tests.support import eventually, publish, rows, scalar, settled
 
 VALE = sample_id("MX", "1729700000000000011", "7491112223334445556")
 BETO = sample_id("MX", "1729700000000000011", "7492223334445556667")
@@ -32,6 +32,22 @@ async def tasks_arrive(queue: aio_pika.abc.AbstractQueue, count: int) -> list[tu
 
     await eventually(more, lambda n: n >= count, timeout=20)
     return got
+
+
+async def pipeline(engine: AsyncEngine) -> dict[str, Any]:
+    """Everything that moves when a task is decided, published or folded."""
+    (state,) = await rows(
+        engine,
+        """
+        SELECT (SELECT max(position) FROM eventstore.events) AS head,
+               (SELECT count(*) FROM eventstore.chatbot_outbox) AS outbox,
+               (SELECT count(*) FROM eventstore.chatbot_outbox WHERE published_at IS NULL) AS unpublished,
+               (SELECT coalesce(sum(attempts), 0) FROM eventstore.chatbot_outbox) AS attempts,
+               (SELECT array_agg(position ORDER BY projection) FROM projections.checkpoints) AS checkpoints,
+               (SELECT count(*) FROM projections.chatbot_schedules WHERE state = 'pending' AND due_at <= now()) AS due
+        """,
+    )
+    return state
 
 
 async def test_samples_moving_through_statuses_produce_exactly_the_expected_tasks(
@@ -71,10 +87,23 @@ async def test_samples_moving_through_statuses_produce_exactly_the_expected_task
     assert [m["type"] for m in content_pending["messages"]] == ["text", "link"]
     assert content_pending["messages"][1]["content"] == f"https://creator.infound.ai/samples/{VALE}"
 
-    # Nothing more is on its way, and every decision not to send is on record.
+    # Nothing more is on its way: let the log, the outbox and the checkpoints stay still for ten dispatcher and
+    # relay poll intervals (a wrong extra task would be decided, published and folded well within that), then
+    # drive one more cycle by hand, and only then look at the queue.
     published = "SELECT count(*) FROM projections.chatbot_tasks WHERE published_at IS NOT NULL"
     await eventually(lambda: scalar(engine, published), lambda n: n == 4)
+    from sqlalchemy import text as _t
+    async with engine.begin() as c:
+        await c.execute(_t("INSERT INTO eventstore.chatbot_outbox (task_id, publication, sample_id, scenario, run_no, platform_creator_id, body, created_at, next_attempt_at) SELECT task_id, 2, sample_id, scenario, run_no, platform_creator_id, body, now(), now() + interval '0.4 seconds' FROM eventstore.chatbot_outbox LIMIT 1"))
+    quiet = await settled(lambda: pipeline(engine), quiet=10 * live_service.settings.chatbot_poll_seconds)
+    assert quiet["unpublished"] == 0
+    assert quiet["due"] == 0
+    assert live_service.dispatcher is not None
+    assert live_service.relay is not None
+    assert (await live_service.dispatcher.dispatch_once()).total == 0
+    assert (await live_service.relay.relay_once()).published == 0
     assert await take_tasks(worker_queue) == []
+    assert await pipeline(engine) == quiet
     skipped = await rows(
         engine,
         "SELECT scenario, state, skip_reason FROM projections.chatbot_schedules "

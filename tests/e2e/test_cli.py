@@ -21,7 +21,7 @@ from service.settings import Settings
 from tests.conftest import _admin
 from tests.support import eventually, example, publish, scalar
 
-CLI = [sys.executable, "-m", "service.cli"]
+CLI = [sys.executable, "-m", "service.ops.cli"]
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -165,11 +165,14 @@ def test_status_exits_1_with_its_report_when_the_database_is_unreachable(setting
 
 
 async def test_health_fails_a_projection_that_trails_the_log(settings: Settings, engine: AsyncEngine) -> None:
-    from events.envelope import CRAWL_BATCH_RECORDED, NewEvent
+    from events.recorded import NewEvent
+    from events.sample_events import CrawlBatchRecorded
     from service.eventstore import append_events
 
     async with engine.begin() as conn:  # recorded, but no runner is applying it
-        await append_events(conn, [NewEvent(stream_id="s", event_type=CRAWL_BATCH_RECORDED, data={}, metadata={})])
+        await append_events(
+            conn, [NewEvent(stream_id="s", event_type=CrawlBatchRecorded.type_name, data={}, metadata={})]
+        )
     result = await asyncio.to_thread(sample_ledger, "health", "--max-lag", "0", env=cli_env(settings))
     assert result.returncode == 1
     assert "FAIL projection samples: 1 event(s) behind (limit 0)" in result.stdout

@@ -1,7 +1,9 @@
-"""Shared pieces for the chatbot tests: a worker queue bound to chatbot.topic, crawl pages, a fake clock."""
+"""Shared pieces for the chatbot tests: a worker queue bound to chatbot.topic, crawl pages, a fake clock, and a
+PostgreSQL-side fault that kills a transaction at its commit."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import AsyncIterator
@@ -9,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support import example
 
@@ -81,3 +85,37 @@ async def take_tasks(queue: aio_pika.abc.AbstractQueue) -> list[tuple[str | None
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
         taken.append((message.message_id, body[0]))
     return taken
+
+
+# A deferred constraint trigger runs at COMMIT, after every statement of the transaction succeeded: raising
+# there is a process killed after the dispatcher's work and before the commit, whatever that work was.
+_KILL_AT_COMMIT = (
+    """
+    CREATE FUNCTION eventstore.test_kill_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'process killed before the commit (outbox row for task %)', NEW.task_id;
+    END $$
+    """,
+    """
+    CREATE CONSTRAINT TRIGGER test_kill_at_commit AFTER INSERT ON eventstore.chatbot_outbox
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION eventstore.test_kill_at_commit()
+    """,
+)
+_HEAL = (
+    "DROP TRIGGER IF EXISTS test_kill_at_commit ON eventstore.chatbot_outbox",
+    "DROP FUNCTION IF EXISTS eventstore.test_kill_at_commit()",
+)
+
+
+@contextlib.asynccontextmanager
+async def commits_writing_the_outbox_fail(engine: AsyncEngine) -> AsyncIterator[None]:
+    """While inside, any transaction that wrote an outbox row fails at COMMIT and is rolled back whole."""
+    async with engine.begin() as conn:
+        for statement in _KILL_AT_COMMIT:
+            await conn.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            for statement in _HEAL:
+                await conn.execute(text(statement))

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import Service
-from service.cli import CommandFailed
-from service.dead_letters import list_dead_letters, replay_dead_letters
-from service.demo import run_demo
+from service.ops.dead_letters import list_dead_letters, replay_dead_letters
+from service.ops.demo import run_demo
+from service.ops.failures import CommandFailed
 from service.settings import Settings
 from tests.support import drain, eventually, example, publish, rows, scalar
 

@@ -7,8 +7,8 @@ import json
 import aio_pika
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from handlers.ingest import crawl_batch_event
-from handlers.intake import delivery_of_incoming
+from handlers.crawl_batches import crawl_batch_event
+from handlers.delivery import delivery_of
 from service.app import Service
 from service.eventstore import append_events
 from tests.support import drain, eventually, example, publish, publish_without_message_id, rows, scalar
@@ -69,7 +69,7 @@ async def test_message_redelivered_after_a_crash_before_ack_is_one_event(
     queue = await channel.declare_queue(queue_name, passive=True)
     message = await eventually(lambda: queue.get(fail=False), lambda m: m is not None)
     assert message is not None
-    event = crawl_batch_event(delivery_of_incoming(message))
+    event = crawl_batch_event(delivery_of(message))
     async with engine.begin() as conn:
         assert await append_events(conn, [event]) == [True]
     await crashing.close()  # dies without ack: the message goes back to the queue

@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from events.envelope import RecordedEvent
+from events.recorded import NewEvent, RecordedEvent
 from service.eventstore import _LAST_VISIBLE, append_events
+from service.ops.status import projection_progress
 from service.runner import apply_next_page
-from service.status import projection_progress
 from tests.integration.test_event_store import ping
 
 EVENTS_EACH_SIDE = 60
@@ -34,8 +34,9 @@ class Collecting:
     def __init__(self) -> None:
         self.seen: list[tuple[int, int]] = []
 
-    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> None:
+    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
         self.seen.extend((e.transaction_id, e.position) for e in events)
+        return ()
 
 
 async def _fence(engine: AsyncEngine) -> int:

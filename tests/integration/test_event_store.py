@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from events.envelope import NewEvent, RecordedEvent
+from events.recorded import NewEvent, RecordedEvent
 from service.eventstore import append_events
 from service.runner import apply_next_page, catch_up
 
@@ -37,8 +37,9 @@ class Collecting:
     def __init__(self) -> None:
         self.seen: list[int] = []
 
-    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> None:
+    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
         self.seen.extend(e.position for e in events)
+        return ()
 
 
 async def test_recorded_events_cannot_be_updated_deleted_or_truncated(engine: AsyncEngine) -> None:

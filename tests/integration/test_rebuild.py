@@ -9,7 +9,7 @@ import aio_pika
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import Service
-from service.maintenance import rebuild_projection
+from service.ops.maintenance import rebuild_projection
 from tests.support import eventually, example, publish, rows, scalar
 
 TABLES = {

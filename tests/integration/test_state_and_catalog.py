@@ -11,8 +11,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.identity import sample_id
-from service.app import Service, all_projections
-from service.maintenance import rebuild_projection
+from service.app import Service
+from service.ops.maintenance import rebuild_projection
+from service.read_models import all_projections
 from tests.support import drain, equals, eventually, example, publish, rows, scalar
 
 TECHCONBETO = sample_id("MX", "1729600011122233344", "7492223334445556667")

@@ -12,12 +12,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.identity import sample_id
-from projections.chatbot_timing import task_id
+from projections.chatbot_tasks import task_id
 from service.app import Service
-from service.cli import CommandFailed
-from service.explain import explain_sample
+from service.ops.explain import explain_sample
+from service.ops.failures import CommandFailed
+from service.ops.status import status_report
 from service.settings import Settings
-from service.status import status_report
 from tests.integration.chatbot_support import page, take_tasks
 from tests.support import eventually, example, publish, scalar
 

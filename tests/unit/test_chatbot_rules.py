@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from events.chatbot_events import Scenario
 from events.statuses import Status
 from projections.chatbot_rules import (
     ChatbotPolicy,
     SampleFacts,
-    Scenario,
     Schedule,
     ScheduleState,
     on_content_observed,

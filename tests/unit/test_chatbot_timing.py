@@ -7,18 +7,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from projections.chatbot_timing import (
+from projections.chatbot_tasks import (
     MAX_RETRIES,
     RETRY_DELAY,
     TaskAttempts,
-    after_daily_cap,
-    after_quiet_hours,
-    dispatch_time,
+    next_publication,
     on_worker_result,
-    region_timezone,
     task_id,
 )
-from service.quiet_hours import parse_quiet_hours
+from projections.chatbot_timing import after_daily_cap, after_quiet_hours, dispatch_time, region_timezone
+from projections.quiet_hours import parse_quiet_hours
 
 MX = ZoneInfo("America/Mexico_City")  # UTC-6 all year since 2022
 NIGHT = parse_quiet_hours("21:00-09:00")
@@ -158,3 +156,7 @@ def test_result_for_a_closed_task_changes_nothing() -> None:
 def test_unknown_outcome_is_refused() -> None:
     with pytest.raises(ValueError, match="outcome"):
         on_worker_result(TaskAttempts("t1", publications=1), outcome="lost", retryable=False, at=T0)
+
+
+def test_publications_are_numbered_on_until_the_retries_are_used_up() -> None:
+    assert [next_publication(n) for n in (0, 1, 2, 3)] == [2, 2, 3, None]

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from events.catalog import CreatorRow, read_creator_row
 from events.crawl import (
     ContentItem,
-    CrawlBatchEnvelope,
     RejectedRow,
     SampleRow,
     content_was_expanded,
@@ -21,6 +21,7 @@ from events.crawl import (
     read_row,
 )
 from events.identity import sample_id
+from events.sample_events import CrawlBatchRecorded
 from events.statuses import Status
 from projections.crawl_reading import read_crawl_batch
 
@@ -171,17 +172,17 @@ def test_drawer_not_expanded_when_false_or_absent(options: dict[str, Any] | None
 
 @pytest.mark.parametrize("prefix", ["9_1", "9_2", "9_3", "9_4", "9_5"])
 def test_every_example_batch_has_a_valid_envelope(prefix: str) -> None:
-    assert CrawlBatchEnvelope.model_validate(example(prefix)).rows
+    assert CrawlBatchRecorded.from_data(example(prefix)).rows
 
 
 @pytest.mark.parametrize("body", [{"source": "x", "rows": []}, {"source": " ", "rows": [{}]}, {"rows": [{}]}])
 def test_envelope_without_source_or_rows_is_refused(body: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
-        CrawlBatchEnvelope.model_validate(body)
+        CrawlBatchRecorded.from_data(body)
 
 
 def test_example_9_1_gives_one_observation_per_creator_with_content_counts() -> None:
-    reading = read_crawl_batch(example("9_1"), RECEIVED)
+    reading = read_crawl_batch(CrawlBatchRecorded.from_data(example("9_1")), RECEIVED)
     assert reading.rows_total == 4
     assert reading.rejected == []
     assert reading.content_expanded is True
@@ -198,7 +199,7 @@ def test_example_9_1_gives_one_observation_per_creator_with_content_counts() -> 
 
 
 def test_example_9_1_content_belongs_to_the_creator_sample_not_the_product() -> None:
-    reading = read_crawl_batch(example("9_1"), RECEIVED)
+    reading = read_crawl_batch(CrawlBatchRecorded.from_data(example("9_1")), RECEIVED)
     lupita, marisol, dani = reading.observations
     titles = [c.item.title for c in reading.contents if c.sample_id == lupita.sample_id]
     assert titles == ["Mis brochas favoritas #tiktokshop", "Tutorial rápido de ojos ahumados"]
@@ -208,7 +209,7 @@ def test_example_9_1_content_belongs_to_the_creator_sample_not_the_product() -> 
 
 
 def test_example_9_3_without_expanded_drawer_says_nothing_about_content() -> None:
-    reading = read_crawl_batch(example("9_3"), RECEIVED)
+    reading = read_crawl_batch(CrawlBatchRecorded.from_data(example("9_3")), RECEIVED)
     assert reading.content_expanded is False
     assert [o.content_count for o in reading.observations] == [None, None]
     assert [o.region for o in reading.observations] == ["MX", "FR"]
@@ -216,7 +217,7 @@ def test_example_9_3_without_expanded_drawer_says_nothing_about_content() -> Non
 
 
 def test_batch_without_options_says_nothing_about_content_and_reads_snake_case() -> None:
-    reading = read_crawl_batch(example("9_4"), RECEIVED)
+    reading = read_crawl_batch(CrawlBatchRecorded.from_data(example("9_4")), RECEIVED)
     assert [o.content_count for o in reading.observations] == [None, None]
     assert [o.status for o in reading.observations] == [Status.TO_REVIEW, Status.CANCELED]
     assert [o.region for o in reading.observations] == ["MX", "MX"]
@@ -225,7 +226,7 @@ def test_batch_without_options_says_nothing_about_content_and_reads_snake_case()
 
 @pytest.mark.parametrize(("prefix", "counts"), [("9_2", [0, 0]), ("9_5", [0])])  # 9_5 shows only logistics
 def test_expanded_batch_without_content_rows_reports_zero(prefix: str, counts: list[int]) -> None:
-    reading = read_crawl_batch(example(prefix), RECEIVED)
+    reading = read_crawl_batch(CrawlBatchRecorded.from_data(example(prefix)), RECEIVED)
     assert [o.content_count for o in reading.observations] == counts
     assert reading.contents == []
 
@@ -235,7 +236,7 @@ def test_one_bad_row_never_rejects_the_rest_of_the_batch() -> None:
     body["rows"].insert(1, {**body["rows"][0], "status": "Teleported"})
     body["rows"].append({"status": "Shipped", "platformCreatorId": "c9"})
     body["rows"].append("garbage")
-    reading = read_crawl_batch(body, RECEIVED)
+    reading = read_crawl_batch(CrawlBatchRecorded.from_data(body), RECEIVED)
     assert reading.rows_total == 7
     assert [r.index for r in reading.rejected] == [1, 5, 6]
     assert "Teleported" in reading.rejected[0].reason
@@ -248,7 +249,7 @@ def test_observed_at_is_extracted_time_else_received_at() -> None:
         {**BASE, "platformCreatorId": "c2"},
         {**BASE, "platformCreatorId": "c3", "extractedTime": "not a time"},
     ]
-    reading = read_crawl_batch({"source": "s", "rows": rows}, RECEIVED)
+    reading = read_crawl_batch(CrawlBatchRecorded.from_data({"source": "s", "rows": rows}), RECEIVED)
     extracted = datetime(2026, 4, 20, 3, 15, 42, tzinfo=UTC)
     assert [o.observed_at for o in reading.observations] == [extracted, RECEIVED, RECEIVED]
 
@@ -256,7 +257,10 @@ def test_observed_at_is_extracted_time_else_received_at() -> None:
 def test_content_seen_without_expanded_drawer_still_proves_content() -> None:
     rows = [{**BASE, "type": "video", "promotionName": "A"}, {**BASE, "platformCreatorId": "c2"}]
     body = {"source": "s", "options": {"expandViewContent": False}, "rows": rows}
-    assert [o.content_count for o in read_crawl_batch(body, RECEIVED).observations] == [1, None]
+    assert [o.content_count for o in read_crawl_batch(CrawlBatchRecorded.from_data(body), RECEIVED).observations] == [
+        1,
+        None,
+    ]
 
 
 def test_rows_of_one_sample_merge_latest_wins_and_unknown_never_erases() -> None:
@@ -266,7 +270,7 @@ def test_rows_of_one_sample_merge_latest_wins_and_unknown_never_erases() -> None
         {**same_video, "extractedTime": "2026-04-20 04:00:00", "stock": "--", "productName": "New", "status": "5"},
     ]
     body = {"source": "s", "options": {"expandViewContent": True}, "rows": rows}
-    (obs,) = read_crawl_batch(body, RECEIVED).observations
+    (obs,) = read_crawl_batch(CrawlBatchRecorded.from_data(body), RECEIVED).observations
     assert obs.facts["stock"] == 10
     assert obs.facts["product_name"] == "New"
     assert obs.status is Status.COMPLETED
@@ -276,6 +280,53 @@ def test_rows_of_one_sample_merge_latest_wins_and_unknown_never_erases() -> None
 
 def test_odd_status_digit_rejects_only_its_row() -> None:
     rows = [{**BASE, "status": "²"}, {**BASE, "platformCreatorId": "c2"}]
-    reading = read_crawl_batch({"source": "s", "rows": rows}, RECEIVED)
+    reading = read_crawl_batch(CrawlBatchRecorded.from_data({"source": "s", "rows": rows}), RECEIVED)
     assert [r.index for r in reading.rejected] == [0]
     assert len(reading.observations) == 1
+
+
+FR_VIDEO = {**BASE, "region": "FR", "type": "video", "promotionName": "Ma routine", "promotionView": "1,2K"}
+
+
+def test_fr_row_reads_a_decimal_comma_view_count_as_1200_not_12000() -> None:
+    read = ok(0, {**FR_VIDEO, "promotionEarn": "1.351,57 €", "stock": "1.200", "postRate": "54,5 %"})
+    assert read.content is not None
+    assert (read.content.view_count, read.content.order_amount) == (1200, Decimal("1351.57"))
+    assert (read.stock, read.post_rate) == (1200, Decimal("0.545"))
+
+
+def test_read_content_reads_the_row_region_like_read_row() -> None:
+    assert content(FR_VIDEO).view_count == 1200
+    assert content({**FR_VIDEO, "region": "fr"}).view_count == 1200
+
+
+def test_decimal_comma_shape_in_a_decimal_point_region_is_unknown_not_a_guess() -> None:
+    read = ok(0, {**FR_VIDEO, "region": "MX", "promotionEarn": "1.351,57 €"})
+    assert read.content is not None
+    assert (read.content.view_count, read.content.order_amount) == (None, None)
+
+
+def test_row_without_region_reads_numbers_as_its_default_region_mx() -> None:
+    read = ok(0, {key: value for key, value in FR_VIDEO.items() if key != "region"} | {"stock": "12,400"})
+    assert read.region == "MX"
+    assert read.stock == 12400
+    assert read.content is not None
+    assert read.content.view_count is None
+
+
+@pytest.mark.parametrize(
+    ("region", "followers", "expected"),
+    [
+        ("FR", "1,2K", 1200),
+        ("MX", "12,400", 12400),
+        (None, "12.4K", 12400),
+        (None, "1,2K", None),
+        (None, "12,400", None),
+    ],
+)
+def test_creator_row_followers_are_read_by_the_row_region(
+    region: str | None, followers: str, expected: int | None
+) -> None:
+    read = read_creator_row(0, {"platformCreatorId": "c1", "region": region, "followers": followers}, {})
+    assert isinstance(read, CreatorRow)
+    assert read.followers == expected

@@ -16,7 +16,6 @@ from events.lenient import clean_text, parse_bool, parse_count, parse_decimal, p
     [
         (12400, Decimal(12400)),
         ("12400", Decimal(12400)),
-        ("12,400", Decimal(12400)),
         ("12.4K", Decimal(12400)),
         ("12.4k", Decimal(12400)),
         ("1.1M", Decimal(1_100_000)),
@@ -33,27 +32,118 @@ def test_parse_decimal_reads_every_documented_number_shape(raw: object, expected
     assert parse_decimal(raw) == expected
 
 
+NBSP, NARROW_NBSP = "\u00a0", "\u202f"
+
+# (value, region, expected): the region's convention decides; a shape it cannot read, or that could be two different
+# numbers when the region is unknown, is None.
+REGIONAL_NUMBERS: list[tuple[object, str | None, Decimal | None]] = [
+    # Decimal comma: "." or a space groups thousands.
+    ("1,2K", "FR", Decimal(1200)),
+    ("12,4K", "FR", Decimal(12400)),
+    ("1.351,57 €", "FR", Decimal("1351.57")),
+    ("12 400", "FR", Decimal(12400)),
+    (f"12{NARROW_NBSP}400", "FR", Decimal(12400)),
+    ("1 234,5", "FR", Decimal("1234.5")),
+    (f"1{NBSP}234,5 €", "ES", Decimal("1234.5")),
+    ("0,54", "ES", Decimal("0.54")),
+    ("1.200", "DE", Decimal(1200)),
+    ("1.234.567", "DE", Decimal(1_234_567)),
+    ("1,1 Mio", "DE", Decimal("1.1")),
+    ("R$ 1.351,57", "BR", Decimal("1351.57")),
+    ("Rp12.400", "ID", Decimal(12400)),
+    ("1,1M", "VN", Decimal(1_100_000)),
+    ("1,2K", "fr", Decimal(1200)),
+    ("1,2K", " it ", Decimal(1200)),
+    # Decimal point: "," groups thousands; a space groups them anywhere.
+    ("1.2K", "US", Decimal(1200)),
+    ("12,400", "MX", Decimal(12400)),
+    ("3,208", "MX", Decimal(3208)),
+    ("1,234,567", "MX", Decimal(1_234_567)),
+    ("$1,351.57", "US", Decimal("1351.57")),
+    ("£1,351.57", "GB", Decimal("1351.57")),
+    ("p... 597.30", "MX", Decimal("597.30")),
+    ("12 400", "US", Decimal(12400)),
+    (f"12{NARROW_NBSP}400", "SG", Decimal(12400)),
+    ("1.1M", "PH", Decimal(1_100_000)),
+    # Unknown region: both marks show the convention (the last one is the decimal).
+    ("1,351.57", None, Decimal("1351.57")),
+    ("1.351,57", None, Decimal("1351.57")),
+    ("1.351,57 €", None, Decimal("1351.57")),
+    ("1.234.567,8", None, Decimal("1234567.8")),
+    # Unknown region: read with a decimal point where no decimal comma could make it another number.
+    ("12400", None, Decimal(12400)),
+    ("12 400", None, Decimal(12400)),
+    (f"12{NARROW_NBSP}400", None, Decimal(12400)),
+    ("12.4K", None, Decimal(12400)),
+    ("0.540", None, Decimal("0.540")),
+    ("1,234,567", None, Decimal(1_234_567)),
+    # Unknown region, ambiguous: 12400 or 12.4, 1.234 or 1234, 1234.5 by a decimal comma only.
+    ("12,400", None, None),
+    ("1.234", None, None),
+    ("1 234,5", None, None),
+    ("1,2K", None, None),
+    ("1,2K", "", None),
+    ("1,2K", "KR", None),  # a region in neither table is unknown
+    # A shape the region's convention cannot write is unknown, never the nearest guess.
+    ("1,2K", "US", None),
+    ("1,2K", "MX", None),
+    ("12,40", "GB", None),
+    ("12.4K", "FR", None),
+    ("1.1M", "DE", None),
+    ("1.351,57", "US", None),
+    ("$1,351.57", "FR", None),
+    ("1,35.57", None, None),
+    ("1 2", "FR", None),
+    # Numbers passed as numbers are never re-read by a convention.
+    (12400, "FR", Decimal(12400)),
+    (2.25, "DE", Decimal("2.25")),
+    (Decimal("1351.57"), None, Decimal("1351.57")),
+]
+
+
+@pytest.mark.parametrize(("raw", "region", "expected"), REGIONAL_NUMBERS)
+def test_parse_decimal_reads_by_the_region_convention(
+    raw: object, region: str | None, expected: Decimal | None
+) -> None:
+    assert parse_decimal(raw, region) == expected
+
+
+@pytest.mark.parametrize("region", [None, "US", "MX", "GB", "FR", "ES", "DE", "BR", "ID", "VN", "KR"])
+def test_decimal_comma_view_count_is_never_read_as_ten_times_more(region: str | None) -> None:
+    # The regression: "1,2K" (1.2K in FR) once had its comma dropped and overwrote a correct 1200 with 12000.
+    assert parse_count("1,2K", region) in (1200, None)
+    assert parse_count("1,2K", region) != 12000
+
+
+def test_decimal_comma_regression_reads_1200_in_fr_and_unknown_without_a_region() -> None:
+    assert parse_count("1,2K", "FR") == 1200
+    assert parse_count("1,2K") is None
+    assert parse_count("1,2K", None) is None
+
+
 @pytest.mark.parametrize("raw", [None, "", "   ", "--", "n/a", "abc", True, False, {}, []])
 def test_parse_decimal_unreadable_value_is_unknown_not_zero(raw: object) -> None:
     assert parse_decimal(raw) is None
 
 
 @pytest.mark.parametrize(
-    ("raw", "expected"),
+    ("raw", "region", "expected"),
     [
-        (12400, 12400),
-        ("12,400", 12400),
-        ("12.4K", 12400),
-        ("1.1M", 1_100_000),
-        ("1.1K", 1100),
-        ("3,208", 3208),
-        ("7.9", 7),
-        (0, 0),
-        ("0", 0),
+        (12400, None, 12400),
+        ("12,400", "MX", 12400),
+        ("12.4K", None, 12400),
+        ("1.1M", None, 1_100_000),
+        ("1.1K", None, 1100),
+        ("3,208", "MX", 3208),
+        ("3.208", "DE", 3208),
+        ("7.9", None, 7),
+        ("7,9", "FR", 7),
+        (0, None, 0),
+        ("0", None, 0),
     ],
 )
-def test_parse_count_gives_whole_counts(raw: object, expected: int) -> None:
-    result = parse_count(raw)
+def test_parse_count_gives_whole_counts(raw: object, region: str | None, expected: int) -> None:
+    result = parse_count(raw, region)
     assert result == expected
     assert isinstance(result, int)
 
@@ -88,6 +178,14 @@ def test_parse_rate_is_a_fraction(raw: object, expected: Decimal) -> None:
 
 def test_post_rate_of_54_percent_equals_the_fraction_form() -> None:
     assert parse_rate("54%") == parse_rate("0.54") == Decimal("0.54")
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [("0,54", "FR", Decimal("0.54")), ("54,5 %", "ES", Decimal("0.545")), ("0,54", "US", None), ("0,54", None, None)],
+)
+def test_parse_rate_reads_by_the_region_convention(raw: str, region: str | None, expected: Decimal | None) -> None:
+    assert parse_rate(raw, region) == expected
 
 
 @pytest.mark.parametrize("raw", [None, "", "--", "n/a"])

@@ -13,9 +13,10 @@ from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from handlers.topology import build_topology
-from service.cli import reason_for
 from service.database import create_engine
 from service.errors import describe
+from service.ops.failures import reason_for
+from service.read_models import all_projections
 from service.settings import Settings
 
 log = structlog.get_logger("sample_ledger.status")
@@ -136,8 +137,6 @@ def consumer_text(peeked: tuple[int, int] | None) -> str:
 
 
 async def projection_lines(conn: AsyncConnection, settings: Settings) -> list[str]:
-    from service.app import all_projections  # the composition root imports much; only this part needs it
-
     names = [p.name for p in all_projections(settings)]
     rows = await projection_progress(conn, names)
     head = rows[0]["head"] if rows else None

@@ -8,22 +8,18 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import asyncpg
 import structlog
-from aiormq.exceptions import AMQPError
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError
 
-from service.database import redacted, redacted_amqp
-from service.errors import describe
+from service.database import redacted
 from service.logging import configure_logging
+from service.ops.explain import explain_sample
+from service.ops.failures import CommandFailed, reason_for
+from service.ops.maintenance import list_projections, rebuild_projection
+from service.read_models import all_projections
 from service.settings import Settings
 
 log = structlog.get_logger("sample_ledger.cli")
-
-
-class CommandFailed(Exception):
-    """Ends the command with exit code 1 and this one-line reason on stderr."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -150,26 +146,13 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
-def reason_for(exc: BaseException, settings: Settings) -> str:
-    """One line an operator can act on; URLs are shown with their passwords hidden."""
-    database = f"DATABASE_URL={redacted(settings.database_url)}"
-    original = getattr(exc, "orig", None) or exc.__cause__ or exc
-    if isinstance(original, asyncpg.InvalidCatalogNameError) or "does not exist" in str(original):
-        return f"database does not exist ({database}): run `sample-ledger migrate` first"
-    if isinstance(exc, AMQPError) or isinstance(original, AMQPError):
-        return f"cannot reach RabbitMQ at {redacted_amqp(settings.amqp_url)}: {describe(original)}"
-    if isinstance(exc, OSError | DBAPIError) or isinstance(original, OSError):
-        return f"cannot reach PostgreSQL ({database}): {describe(original)}"
-    return f"failed: {describe(exc)}"
-
-
 def _fail(reason: str) -> None:
     print(f"sample-ledger: {reason}", file=sys.stderr)
     sys.exit(1)
 
 
 async def _migrate(settings: Settings, _: argparse.Namespace) -> int:
-    from service.migrate import migrate
+    from service.migrate import migrate  # imported here so that `--help` does not load Alembic
 
     result = await migrate(settings.database_url)
     print(f"database {redacted(settings.database_url)}: {'created and ' if result.created else ''}schema at head")
@@ -179,23 +162,27 @@ async def _migrate(settings: Settings, _: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, _: argparse.Namespace) -> int:
+    # Imported here so that `--help` does not load FastStream, Alembic and the whole composition root.
     from service.app import build_service
-    from service.migrate import check_schema_is_current
+    from service.migrate import SchemaNotCurrent, check_schema_is_current
 
-    await check_schema_is_current(settings.database_url)
+    try:
+        await check_schema_is_current(settings.database_url)
+    except SchemaNotCurrent as exc:
+        raise CommandFailed(str(exc)) from exc
     service = build_service(settings)
     await service.run()
     return 0
 
 
 async def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from service.demo import run_demo
+    from service.ops.demo import run_demo  # imported here so that `--help` does not load FastStream
 
     return await run_demo(settings, wait_seconds=args.wait)
 
 
 async def _status(settings: Settings, _: argparse.Namespace) -> int:
-    from service.status import status_report
+    from service.ops.status import status_report  # imported here so that `--help` does not load FastStream
 
     lines = await status_report(settings)
     for line in lines:
@@ -205,15 +192,14 @@ async def _status(settings: Settings, _: argparse.Namespace) -> int:
 
 
 async def _explain(settings: Settings, args: argparse.Namespace) -> int:
-    from service.explain import explain_sample
-
     for line in await explain_sample(settings, args.sample):
         print(line)
     return 0
 
 
 async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
-    from service.dead_letters import list_dead_letters, replay_dead_letters
+    # Imported here so that `--help` does not load FastStream.
+    from service.ops.dead_letters import list_dead_letters, replay_dead_letters
 
     if args.dead_command == "list":
         for line in await list_dead_letters(settings, args.limit):
@@ -225,7 +211,7 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _health(settings: Settings, args: argparse.Namespace) -> int:
-    from service.health import health
+    from service.ops.health import health  # imported here so that `--help` does not load FastStream
 
     checks = await health(settings, args.max_lag)
     for check in checks:
@@ -234,9 +220,6 @@ async def _health(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _projections(settings: Settings, args: argparse.Namespace) -> int:
-    from service.app import all_projections
-    from service.maintenance import list_projections, rebuild_projection
-
     if args.projection_command == "list":
         for line in await list_projections(settings):
             print(line)

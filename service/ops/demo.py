@@ -21,15 +21,16 @@ from aiormq.exceptions import ChannelNotFoundEntity
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from events.sample_events import CrawlBatchRecorded
 from handlers.topology import Route, build_topology
 from projections.crawl_reading import read_crawl_batch
-from service.cli import CommandFailed
 from service.database import create_engine, redacted
-from service.dead_letters import DeadLetter, peek_dead_letters
-from service.demo_summary import summary_lines
+from service.ops.dead_letters import DeadLetter, peek_dead_letters
+from service.ops.demo_summary import summary_lines
+from service.ops.failures import CommandFailed
 from service.settings import Settings
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 INVALID_ID = "demo-invalid"
 POLL_SECONDS = 0.25
 # How far into the dead-letter queue the demo looks for its own invalid message.
@@ -60,7 +61,8 @@ def example_batches(directory: Path = EXAMPLES) -> list[DemoMessage]:
 def sample_ids_of(batches: list[DemoMessage]) -> list[str]:
     """The samples the batches touch, computed as the service does, to show only the demo's rows."""
     now = datetime.now(UTC)
-    return sorted({o.sample_id for b in batches for o in read_crawl_batch(json.loads(b.body), now).observations})
+    readings = [read_crawl_batch(CrawlBatchRecorded.from_data(json.loads(b.body)), now) for b in batches]
+    return sorted({o.sample_id for reading in readings for o in reading.observations})
 
 
 async def _require_consumer(connection: AbstractConnection, route: Route) -> None:

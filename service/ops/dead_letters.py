@@ -20,10 +20,10 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import AMQPError, ChannelNotFoundEntity
 
-from handlers.intake import Delivery
+from handlers.delivery import Delivery
 from handlers.topology import build_topology
-from service.cli import CommandFailed
 from service.errors import describe
+from service.ops.failures import CommandFailed
 from service.settings import Settings
 
 log = structlog.get_logger("sample_ledger.dead_letters")

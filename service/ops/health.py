@@ -9,8 +9,9 @@ import aio_pika
 from handlers.topology import build_topology
 from service.database import create_engine
 from service.errors import describe
+from service.ops.status import LAG_COUNT_LIMIT, projection_progress
+from service.read_models import all_projections
 from service.settings import Settings
-from service.status import LAG_COUNT_LIMIT, projection_progress
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,5 @@ async def check_database(settings: Settings, projection_names: list[str], max_la
 
 
 async def health(settings: Settings, max_lag: int) -> list[Check]:
-    from service.app import all_projections
-
     names = [p.name for p in all_projections(settings)]
     return [*await check_broker(settings), *await check_database(settings, names, max_lag)]

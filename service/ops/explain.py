@@ -11,13 +11,32 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from events import streams
+from events.catalog_events import CreatorMessagingChanged
+from events.chatbot_events import (
+    ChatbotDispatchDeferred,
+    ChatbotResultReported,
+    ChatbotRetryIssued,
+    ChatbotTaskIssued,
+    ChatbotTaskPublished,
+)
 from events.identity import creator_key, sample_id
+from events.model import DomainEvent, UnknownEventType
+from events.registry import event_from_data
+from events.sample_events import (
+    CrawlBatchRecorded,
+    SampleContentObserved,
+    SampleStatusChanged,
+    StatusReported,
+    WebhookReceived,
+)
 from projections import chatbot_rules as rules
-from service.cli import CommandFailed
 from service.database import create_engine
+from service.ops.failures import CommandFailed
 from service.settings import Settings
 
 Row = RowMapping
@@ -60,30 +79,38 @@ _TASKS = text("""
 # One UNION branch per way an event can name the sample, each on an index: its derived stream; the
 # inbound messages whose observations changed it (status history, last change, joined webhooks, causes
 # of derived events); the chatbot's decisions and each of its tasks' streams; its creator's opt-outs.
-# Crawl batches are summarised in SQL: a page can carry 5,000 rows this screen does not show.
+# Stream prefixes and type names come in as parameters from `events`, their one home.
 _EVENTS = text("""
-    WITH derived AS (SELECT metadata FROM eventstore.events WHERE stream_id = 'sample-' || :id),
+    WITH derived AS (SELECT metadata FROM eventstore.events WHERE stream_id = :sample_stream),
     tasks AS (SELECT data->>'task_id' AS task_id FROM eventstore.events
-              WHERE event_type = 'chatbot.task_issued' AND data->>'sample_id' = :id),
+              WHERE event_type = :task_issued AND data->>'sample_id' = :id),
     mentions AS (
-        SELECT position FROM eventstore.events WHERE stream_id IN ('sample-' || :id, 'creator-' || :creator)
+        SELECT position FROM eventstore.events WHERE stream_id IN (:sample_stream, :creator_stream)
         UNION SELECT event_position FROM projections.sample_status_history WHERE sample_id = :id
         UNION SELECT last_event_position FROM projections.samples WHERE sample_id = :id
         UNION SELECT event_position FROM projections.webhooks WHERE sample_id = :id
         UNION SELECT e.position FROM eventstore.events e
               WHERE e.event_id IN (SELECT CAST(metadata->>'causation_id' AS uuid) FROM derived)
         UNION SELECT position FROM eventstore.events
-              WHERE event_type IN ('chatbot.task_issued', 'chatbot.dispatch_deferred') AND data->>'sample_id' = :id
+              WHERE event_type IN (:task_issued, :dispatch_deferred) AND data->>'sample_id' = :id
         UNION SELECT e.position FROM eventstore.events e JOIN tasks t ON e.stream_id IN (
-              'chatbot_task-' || t.task_id, 'chatbot_publication-' || t.task_id, 'chatbot_retry-' || t.task_id))
-    SELECT e.position, e.recorded_at, e.event_type, e.metadata,
-           CASE e.event_type
-               WHEN 'sample.crawl_batch_recorded' THEN jsonb_build_object('source', e.data->'source',
-                   'rows', CASE WHEN jsonb_typeof(e.data->'rows') = 'array' THEN jsonb_array_length(e.data->'rows') END)
-               WHEN 'webhook.received' THEN e.data - 'body' - 'payload' - 'authorization'
-               ELSE e.data END AS data
+              :task_prefix || t.task_id, :publication_prefix || t.task_id, :retry_prefix || t.task_id))
+    SELECT e.position, e.recorded_at, e.event_type, e.data, e.metadata
     FROM eventstore.events e JOIN mentions m USING (position) ORDER BY e.position
 """)
+
+
+def event_parameters(sample_id: str, creator: str) -> dict[str, str]:
+    return {
+        "id": sample_id,
+        "sample_stream": streams.sample(sample_id),
+        "creator_stream": streams.creator(creator),
+        "task_prefix": streams.CHATBOT_TASK,
+        "publication_prefix": streams.CHATBOT_PUBLICATION,
+        "retry_prefix": streams.CHATBOT_RETRY,
+        "task_issued": ChatbotTaskIssued.type_name,
+        "dispatch_deferred": ChatbotDispatchDeferred.type_name,
+    }
 
 
 def when(moment: datetime | None) -> str:
@@ -174,37 +201,51 @@ def content_lines(contents: Sequence[Row]) -> list[str]:
     return lines if contents else [*lines, "  none recorded"]
 
 
-def describe_event(event_type: str, d: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+def describe_event(event: DomainEvent, meta: Mapping[str, Any]) -> str:
     """What one event says about the sample, with where it came from (inbound, derived or chatbot)."""
-    got = {k.lower().replace("_", ""): v for k, v in d.items()}  # inbound bodies come camelCase or snake_case
-    task = f"task {d.get('task_id') or got.get('taskid')}"
-    said = {
-        "sample.crawl_batch_recorded": f"inbound crawl batch from {d.get('source')}, "
-        f"message {meta.get('message_id')} ({d.get('rows')} row(s))",
-        "sample.status_reported": f"inbound status report from {got.get('source')}: {got.get('status')} "
-        f"observed {got.get('observedat')}",
-        "webhook.received": f"inbound TikTok webhook type {d.get('type')}, notification {d.get('notification_id')}",
-        "sample.status_changed": f"derived: status {d.get('from_status') or '(new)'} → {d.get('to_status')}, "
-        f"source {d.get('source')}" + (" REGRESSION" if d.get("regression") else ""),
-        "sample.content_observed": f"derived: content seen, {d.get('content_count')} item(s)",
-        "chatbot.task_issued": f"chatbot: {task} issued ({d.get('scenario')} run {d.get('run_no')})",
-        "chatbot.dispatch_deferred": f"chatbot: {d.get('scenario')} run {d.get('run_no')} deferred until "
-        f"{d.get('until')} (quiet hours or the daily cap)",
-        "chatbot.task_published": f"chatbot: {task} confirmed by the broker (publication {d.get('publication')})",
-        "chatbot.task_retry_issued": f"chatbot: {task} to be sent again (publication {d.get('publication')})",
-        "chatbot.result_reported": f"inbound worker result: {task} {got.get('outcome')}"
-        + (f" ({got['reason']})" if got.get("reason") else ""),
-        "creator.messaging_changed": "inbound operator change: creator "
-        + ("opted out" if got.get("optedout") else "opted in again")
-        + (f" ({got['reason']})" if got.get("reason") else ""),
-    }
-    return said.get(event_type, f"{event_type} from {meta.get('source')}")
+    match event:
+        case CrawlBatchRecorded():
+            return (
+                f"inbound crawl batch from {event.source}, message {meta.get('message_id')} ({len(event.rows)} row(s))"
+            )
+        case StatusReported():
+            observed = event.observed_at.isoformat()
+            return f"inbound status report from {event.source}: {event.status} observed {observed}"
+        case WebhookReceived():
+            return f"inbound TikTok webhook type {event.type}, notification {event.notification_id}"
+        case SampleStatusChanged():
+            return (f"derived: status {event.from_status or '(new)'} → {event.to_status}, source {event.source}"
+                    + (" REGRESSION" if event.regression else ""))  # fmt: skip
+        case SampleContentObserved():
+            return f"derived: content seen, {event.content_count} item(s)"
+        case ChatbotTaskIssued():
+            return f"chatbot: task {event.task_id} issued ({event.scenario} run {event.run_no})"
+        case ChatbotDispatchDeferred():
+            return (f"chatbot: {event.scenario} run {event.run_no} deferred until {event.until.isoformat()} "
+                    "(quiet hours or the daily cap)")  # fmt: skip
+        case ChatbotTaskPublished():
+            return f"chatbot: task {event.task_id} confirmed by the broker (publication {event.publication})"
+        case ChatbotRetryIssued():
+            return f"chatbot: task {event.task_id} to be sent again (publication {event.publication})"
+        case ChatbotResultReported():
+            return f"inbound worker result: task {event.task_id} {event.outcome}" + _reason(event.reason)
+        case CreatorMessagingChanged():
+            change = "opted out" if event.opted_out else "opted in again"
+            return f"inbound operator change: creator {change}" + _reason(event.reason)
+    return f"{event.type_name} from {meta.get('source')}"
+
+
+def _reason(reason: str | None) -> str:
+    return f" ({reason})" if reason else ""
 
 
 def event_lines(events: Sequence[Row]) -> list[str]:
     lines = ["Events that mention it (log order)"]
     for e in events:
-        said = describe_event(e["event_type"], e["data"], e["metadata"])
+        try:
+            said = describe_event(event_from_data(e["event_type"], e["data"]), e["metadata"])
+        except (UnknownEventType, ValidationError) as exc:  # an operator tool shows what it cannot read
+            said = f"{e['event_type']} (unreadable here: {type(exc).__name__})"
         lines.append(f"  #{e['position']:<6} {when(e['recorded_at'])}  {said}")
     lines.append("  (inbound messages are listed when they changed the sample; a crawl that saw it unchanged is not)")
     return lines
@@ -257,7 +298,7 @@ async def explain_sample(settings: Settings, reference: str) -> list[str]:
                 *sample_lines(sample),
                 *history_lines(await _all(conn, _HISTORY, id=sid)),
                 *content_lines(await _all(conn, _CONTENTS, id=sid)),
-                *event_lines(await _all(conn, _EVENTS, id=sid, creator=creator)),
+                *event_lines(await _all(conn, _EVENTS, **event_parameters(sid, creator))),
                 *schedule_lines(await _all(conn, _SCHEDULES, id=sid), region),
                 *task_lines(await _all(conn, _TASKS, id=sid), region),
             ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from service.app import all_projections
-from service.cli import CommandFailed
 from service.database import create_engine
+from service.ops.failures import CommandFailed
+from service.read_models import all_projections
 from service.runner import Projection, rebuild
 from service.settings import Settings
 

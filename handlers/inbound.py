@@ -1,0 +1,90 @@
+"""What every inbound message goes through: build its event, record it, then ack.
+
+A message is acknowledged only after its event is committed or after it was dead-lettered with a
+reason. Failures that may pass (database down, deadlock) are retried with backoff; a message that
+can never succeed goes at once, unchanged, to `ledger.dlx` with `x-ledger-reason`/`x-ledger-detail`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+from faststream.rabbit import RabbitBroker, RabbitExchange
+from faststream.rabbit.message import RabbitMessage
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from events.recorded import NewEvent
+from handlers.delivery import Delivery, EventBuilder, Unprocessable, delivery_of, describe
+from handlers.ports import EventRecorder, IsTransient
+
+log = structlog.get_logger("sample_ledger.inbound")
+
+
+class InboundHandler:
+    """Takes one delivery at a time; the recorder and the transient-failure test are injected."""
+
+    def __init__(self, broker: RabbitBroker, recorder: EventRecorder, is_transient: IsTransient,
+                 dead_letters: RabbitExchange, attempts: int) -> None:  # fmt: skip
+        self._broker = broker
+        self._recorder = recorder
+        self._is_transient = is_transient
+        self._dead_letters = dead_letters
+        self._attempts = attempts
+
+    async def take(self, message: RabbitMessage, build_event: EventBuilder) -> None:
+        delivery = delivery_of(message.raw_message)
+        with structlog.contextvars.bound_contextvars(
+            message_id=delivery.message_id or delivery.dedupe_key, routing_key=delivery.routing_key
+        ):
+            try:
+                event = build_event(delivery)
+                new = await self._record(event)
+            except Unprocessable as bad:
+                await self.dead_letter(delivery, bad.reason, bad.detail)
+                return
+            except Exception as exc:
+                await self.dead_letter(delivery, "handler_error", describe(exc))
+                return
+            log.info("message.recorded" if new else "message.duplicate", event_type=event.event_type)
+
+    async def _record(self, event: NewEvent) -> bool:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(self._is_transient),
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "message.record_retry",
+                attempt=state.attempt_number,
+                error=describe(exc) if state.outcome and (exc := state.outcome.exception()) else None,
+            ),
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._recorder.record(event)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def dead_letter(self, delivery: Delivery, reason: str, detail: str) -> None:
+        """Publish the message unchanged to the dead-letter exchange; raises if the broker refuses,
+        so the delivery is rejected and the queue's own dead-lettering keeps it."""
+        headers = {
+            **delivery.headers,
+            "x-ledger-reason": reason,
+            "x-ledger-detail": detail[:500],
+            "x-ledger-exchange": delivery.exchange,
+            "x-ledger-routing-key": delivery.routing_key,
+            "x-ledger-dead-lettered-at": datetime.now(UTC).isoformat(),
+        }
+        await self._broker.publish(
+            delivery.body,
+            exchange=self._dead_letters,
+            routing_key=delivery.routing_key,
+            headers=headers,
+            message_id=delivery.message_id,
+            correlation_id=delivery.correlation_id,
+            content_type="application/octet-stream",
+            persist=True,
+            mandatory=True,
+        )
+        log.warning("message.dead_lettered", reason=reason, detail=detail)
