@@ -21,6 +21,14 @@ MAX_ROWS = 5000
 DEFAULT_REGION = "MX"
 
 
+def content_count_seen(expanded: bool, items_seen: int) -> int | None:
+    """How many posts a crawl saw for a sample, or None when it cannot say: only a collector that opened
+    the "View content" drawer can say a sample has none, and items seen without it still prove content
+    exists. The one home of "not expanded is not no content"; an unknown count never replaces a known
+    one (`projections/sample_state.py`)."""
+    return items_seen if expanded or items_seen else None
+
+
 def content_was_expanded(options: dict[str, Any] | None) -> bool:
     """Only a collector that opened the "View content" drawer can say a sample has no content."""
     return bool(options) and parse_bool(pick(options or {}, "expandViewContent")) is True

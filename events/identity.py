@@ -1,4 +1,4 @@
-"""Deterministic identities other services can compute themselves (CONTRACT.md, "Sample id")."""
+"""Deterministic identities other services can compute themselves (docs/contract.md, "Sample id")."""
 
 from __future__ import annotations
 

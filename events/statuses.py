@@ -1,4 +1,4 @@
-"""The status vocabulary: canonical statuses and every spelling sources use for them (DOMAIN.md)."""
+"""The status vocabulary: canonical statuses and every spelling sources use for them (docs/domain.md)."""
 
 from __future__ import annotations
 

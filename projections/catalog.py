@@ -24,6 +24,7 @@ from events.catalog_events import (
 )
 from events.crawl import RejectedRow
 from events.recorded import NewEvent, RecordedEvent
+from projections.opt_outs import supersedes
 from projections.sample_inputs import as_utc
 
 _CREATOR_FACTS = ("platform_creator_username", "platform_creator_display_name", "region", "followers", "whatsapp",
@@ -44,16 +45,17 @@ def _upsert(table: str, key: str, facts: Sequence[str]) -> Any:
 
 _UPSERT_CREATOR = _upsert("projections.creators", "platform_creator_id", _CREATOR_FACTS)
 _UPSERT_PRODUCT = _upsert("projections.products", "platform_product_id", _PRODUCT_FACTS)
+_LOAD_MESSAGING = text("""
+    SELECT platform_creator_id, opted_out, opted_out_reason, messaging_changed_at AS at FROM projections.creators
+    WHERE platform_creator_id = ANY(CAST(:ids AS text[])) AND messaging_changed_at IS NOT NULL
+""")
 _UPSERT_MESSAGING = text("""
     INSERT INTO projections.creators AS t
         (platform_creator_id, opted_out, opted_out_reason, messaging_changed_at, first_seen_at, last_seen_at)
-    VALUES (:platform_creator_id, :opted_out, :opted_out_reason, :at, :seen_at, :seen_at)
-    ON CONFLICT (platform_creator_id) DO UPDATE SET
-        opted_out = CASE WHEN t.messaging_changed_at > excluded.messaging_changed_at THEN t.opted_out
-                         ELSE excluded.opted_out END,
-        opted_out_reason = CASE WHEN t.messaging_changed_at > excluded.messaging_changed_at THEN t.opted_out_reason
-                                ELSE excluded.opted_out_reason END,
-        messaging_changed_at = greatest(t.messaging_changed_at, excluded.messaging_changed_at),
+    VALUES (:platform_creator_id, :opted_out, :opted_out_reason, :at, :first_seen_at, :last_seen_at)
+    ON CONFLICT (platform_creator_id) DO UPDATE SET  -- only changes that supersede (opt_outs.supersedes)
+        opted_out = excluded.opted_out, opted_out_reason = excluded.opted_out_reason,
+        messaging_changed_at = excluded.messaging_changed_at,
         first_seen_at = least(t.first_seen_at, excluded.first_seen_at),
         last_seen_at = greatest(t.last_seen_at, excluded.last_seen_at)
 """)
@@ -107,11 +109,29 @@ class CatalogProjection:
             await conn.execute(_UPSERT_CREATOR, list(creators.values()))
         if products:
             await conn.execute(_UPSERT_PRODUCT, list(products.values()))
-        for row in messaging:  # in log order: each may depend on the one before
-            await conn.execute(_UPSERT_MESSAGING, row)
+        if messaging:
+            await conn.execute(_UPSERT_MESSAGING, await _superseding(conn, messaging))
         if batches:
             await conn.execute(_INSERT_BATCH, batches)
         return ()
+
+
+async def _superseding(conn: AsyncConnection, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per creator, the change that stands after this page, folded in log order over the known one; a
+    change that does not supersede still counts as a sighting of the creator."""
+    ids = sorted({c["platform_creator_id"] for c in changes})
+    rows = (await conn.execute(_LOAD_MESSAGING, {"ids": ids})).mappings().all()
+    standing: dict[str, dict[str, Any]] = {r["platform_creator_id"]: dict(r) for r in rows}
+    for change in changes:
+        creator = change["platform_creator_id"]
+        known = standing.get(creator)
+        if known is None or supersedes(change["at"], known["at"]):
+            standing[creator] = {**(known or {}), **{k: change[k] for k in ("platform_creator_id", "opted_out",
+                                                                                "opted_out_reason", "at")}}  # fmt: skip
+        row = standing[creator]
+        row["first_seen_at"] = min(row.get("first_seen_at") or change["seen_at"], change["seen_at"])
+        row["last_seen_at"] = max(row.get("last_seen_at") or change["seen_at"], change["seen_at"])
+    return [row for row in standing.values() if "first_seen_at" in row]
 
 
 def _facts(row: CreatorRow | ProductRow, names: Sequence[str], key: str, seen: datetime) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from projections import chatbot_rules as rules
 from projections import chatbot_store as store
 from projections.chatbot_rules import ChatbotPolicy, SampleFacts, Schedule, ScheduleState
 from projections.chatbot_tasks import TaskAttempts, on_worker_result
+from projections.opt_outs import supersedes
 from projections.sample_inputs import as_utc
 
 
@@ -95,8 +96,8 @@ def on_content_observed(fold: ChatbotFold, event: RecordedEvent, seen: SampleCon
 def on_messaging_changed(fold: ChatbotFold, event: RecordedEvent, change: CreatorMessagingChanged) -> None:
     at = as_utc(change.at)
     known = fold.opt_outs.get(change.platform_creator_id)
-    if known is not None and known[1] > at:
-        return  # an older change arriving late does not undo a newer one
+    if not supersedes(at, known[1] if known else None):
+        return
     fold.opt_outs[change.platform_creator_id] = (change.opted_out, at)
     fold.changed_opt_outs.add(change.platform_creator_id)
     if not change.opted_out:

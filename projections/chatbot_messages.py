@@ -1,4 +1,4 @@
-"""Every chatbot text in one place (DOMAIN.md "What the messages say"): Spanish (Mexico), short, friendly.
+"""Every chatbot text in one place (docs/domain.md "Messages"): Spanish (Mexico), short, friendly.
 
 Each text ends with the product block. Placeholders are named; `{product_block}` may be empty, and
 the trailing blank lines it would leave are trimmed. No text carries a phone number: creators share

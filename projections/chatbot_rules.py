@@ -1,4 +1,4 @@
-"""Pure scheduling decisions for the chatbot (DOMAIN.md "The chatbot rules"). No I/O; times come in.
+"""Pure scheduling decisions for the chatbot (docs/domain.md "Chatbot"). No I/O; times come in.
 
 One schedule per (sample, scenario). `shipped` and `content_pending` are one-shot and scheduled only
 once in a sample's life; `no_content` is a reminder that repeats every `reminder_interval` while a

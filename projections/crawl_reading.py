@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from events.crawl import ContentItem, RejectedRow, SampleRow, content_was_expanded, read_row
+from events.crawl import ContentItem, RejectedRow, SampleRow, content_count_seen, content_was_expanded, read_row
 from events.sample_events import CrawlBatchRecorded
 from projections.sample_state import FACT_FIELDS, Observation
 
@@ -76,8 +76,7 @@ def _observe(
         if row.content is not None:
             items[row.content.key] = row.content
     last = ordered[-1]
-    # Content counts only when the drawer was opened; items seen without it still prove content exists.
-    content_count = len(items) if expanded or items else None
+    content_count = content_count_seen(expanded, len(items))
     observation = Observation(
         sample_id=last.sample_id,
         region=last.region,

@@ -47,6 +47,7 @@ class SampleFold:
     history: list[dict[str, Any]] = field(default_factory=list)
     changes_per_event: dict[int, int] = field(default_factory=dict)  # numbers status changes within an event
     contents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    stored_contents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # as loaded
     batches: list[dict[str, Any]] = field(default_factory=list)
     webhooks: dict[int, dict[str, Any]] = field(default_factory=dict)
     webhook_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -97,13 +98,8 @@ class SampleFold:
             "order_count": item.order_count, "order_amount": item.order_amount,
             "first_seen_at": sighting.observed_at, "last_seen_at": sighting.observed_at,
         }  # fmt: skip
-        earlier = self.contents.get(key)
-        if earlier is not None:  # one statement cannot upsert a key twice: merge here
-            newest, oldest = (row, earlier) if row["last_seen_at"] >= earlier["last_seen_at"] else (earlier, row)
-            row = {k: newest[k] if newest[k] is not None else oldest[k] for k in row}
-            row["first_seen_at"] = min(earlier["first_seen_at"], sighting.observed_at)
-            row["last_seen_at"] = max(earlier["last_seen_at"], sighting.observed_at)
-        self.contents[key] = row
+        earlier = self.contents.get(key) or self.stored_contents.get(key)
+        self.contents[key] = row if earlier is None else merge_sightings(earlier, row)
 
     def _waiting_for(self, state: SampleState) -> list[WaitingWebhook]:
         return [w for w in self.waiting.values() if w.joins(state)]
@@ -161,6 +157,16 @@ class SampleFold:
         added = [self.waiting[p] for p in self.waiting_added if p in self.waiting]
         await store.insert_waiting(conn, [_waiting_row(w) for w in added])
         await store.delete_waiting(conn, sorted(self.waiting_done - self.waiting_added))
+
+
+def merge_sightings(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """One content row from two sightings: the most recently seen known value wins and an unknown
+    (None) never erases a known one; seen from the first sighting to the last."""
+    newest, oldest = (later, earlier) if later["last_seen_at"] >= earlier["last_seen_at"] else (earlier, later)
+    merged = {k: newest[k] if newest[k] is not None else oldest[k] for k in later}
+    merged["first_seen_at"] = min(earlier["first_seen_at"], later["first_seen_at"])
+    merged["last_seen_at"] = max(earlier["last_seen_at"], later["last_seen_at"])
+    return merged
 
 
 def _waiting_row(webhook: WaitingWebhook) -> dict[str, Any]:

@@ -16,7 +16,7 @@ WEBHOOK_SOURCE = "webhook"
 
 
 def as_utc(moment: datetime) -> datetime:
-    """Times without a zone are UTC (CONTRACT.md)."""
+    """Times without a zone are UTC (docs/contract.md)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

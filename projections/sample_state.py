@@ -1,7 +1,7 @@
 """Pure decisions about one sample: given its state and an observation, what is its new state and what
 changed. No I/O; times come in with the observation.
 
-Rules (DOMAIN.md): an observation older than the newest status already applied does not move the
+Rules (docs/domain.md): an observation older than the newest status already applied does not move the
 status (stale); a newer one that moves backwards is applied and flagged as a regression; a missing
 value never overwrites a known one; content is changed only by a look at the content drawer.
 """
@@ -175,7 +175,7 @@ def _apply_status(state: SampleState, obs: Observation) -> tuple[SampleState, St
 
 
 def _apply_content(state: SampleState, obs: Observation) -> tuple[SampleState, bool]:
-    if obs.content_count is None:
+    if obs.content_count is None:  # not looked at (events.crawl.content_count_seen): keep what is known
         return state, False
     if state.content_observed_at is not None and obs.observed_at < state.content_observed_at:
         return state, False

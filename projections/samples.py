@@ -110,7 +110,7 @@ def on_webhook_received(fold: SampleFold, event: RecordedEvent, reading: Webhook
 
 
 async def load_fold(conn: AsyncConnection, readings: Sequence[tuple[RecordedEvent, Reading]]) -> SampleFold:
-    """Every state and waiting webhook the page can touch, in three queries."""
+    """Every state, content row and waiting webhook the page can touch, in four queries."""
     observations = [o for _, r in readings for o in _observations(r)]
     changes = [r.change for _, r in readings if isinstance(r, WebhookReading) and r.change is not None]
     states = await store.load_states(conn, {o.sample_id for o in observations})
@@ -122,7 +122,8 @@ async def load_fold(conn: AsyncConnection, readings: Sequence[tuple[RecordedEven
     app_ids += [s.application_id for s in states.values() if s.application_id]
     pairs = [(o.platform_product_id, o.facts["platform_creator_id"]) for o in observations
              if o.facts.get("platform_creator_id")]  # fmt: skip
-    fold = SampleFold(states)
+    contents = [(s.sample_id, s.item.key) for _, r in readings if isinstance(r, BatchReading) for s in r.contents]
+    fold = SampleFold(states, stored_contents=await store.load_contents(conn, contents))
     for row in await store.load_waiting(conn, app_ids, pairs):
         fold.waiting[row["event_position"]] = waiting_from_row(row)
     return fold

@@ -30,24 +30,18 @@ _UPSERT_CONTENT = text("""
          order_count, order_amount, first_seen_at, last_seen_at)
     VALUES (:sample_id, :content_key, :content_type, :title, :posted_at, :view_count, :like_count,
             :comment_count, :order_count, :order_amount, :first_seen_at, :last_seen_at)
-    ON CONFLICT (sample_id, content_key) DO UPDATE SET
-        view_count = CASE WHEN excluded.last_seen_at >= c.last_seen_at
-                          THEN coalesce(excluded.view_count, c.view_count)
-                          ELSE coalesce(c.view_count, excluded.view_count) END,
-        like_count = CASE WHEN excluded.last_seen_at >= c.last_seen_at
-                          THEN coalesce(excluded.like_count, c.like_count)
-                          ELSE coalesce(c.like_count, excluded.like_count) END,
-        comment_count = CASE WHEN excluded.last_seen_at >= c.last_seen_at
-                          THEN coalesce(excluded.comment_count, c.comment_count)
-                          ELSE coalesce(c.comment_count, excluded.comment_count) END,
-        order_count = CASE WHEN excluded.last_seen_at >= c.last_seen_at
-                          THEN coalesce(excluded.order_count, c.order_count)
-                          ELSE coalesce(c.order_count, excluded.order_count) END,
-        order_amount = CASE WHEN excluded.last_seen_at >= c.last_seen_at
-                          THEN coalesce(excluded.order_amount, c.order_amount)
-                          ELSE coalesce(c.order_amount, excluded.order_amount) END,
-        first_seen_at = least(c.first_seen_at, excluded.first_seen_at),
-        last_seen_at = greatest(c.last_seen_at, excluded.last_seen_at)
+    ON CONFLICT (sample_id, content_key) DO UPDATE SET  -- merged with the stored row already (merge_sightings)
+        view_count = excluded.view_count, like_count = excluded.like_count,
+        comment_count = excluded.comment_count, order_count = excluded.order_count,
+        order_amount = excluded.order_amount, first_seen_at = excluded.first_seen_at,
+        last_seen_at = excluded.last_seen_at
+""")
+CONTENT_COLUMNS = ("sample_id", "content_key", "content_type", "title", "posted_at", "view_count", "like_count",
+                   "comment_count", "order_count", "order_amount", "first_seen_at", "last_seen_at")  # fmt: skip
+_LOAD_CONTENTS = text(f"""
+    SELECT {", ".join(CONTENT_COLUMNS)} FROM projections.sample_contents
+    WHERE (sample_id, content_key) IN (
+        SELECT s, k FROM unnest(CAST(:sample_ids AS text[]), CAST(:keys AS text[])) AS u(s, k))
 """)
 
 _INSERT_HISTORY = text("""
@@ -92,6 +86,18 @@ def _sample_params(state: SampleState, position: int) -> dict[str, Any]:
     params["fingerprint"] = state.fingerprint()
     params["last_event_position"] = position
     return params
+
+
+async def load_contents(
+    conn: AsyncConnection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The stored rows of the (sample, content key) pairs a page saw, in one query."""
+    pairs = sorted(set(keys))
+    if not pairs:
+        return {}
+    params = {"sample_ids": [s for s, _ in pairs], "keys": [k for _, k in pairs]}
+    rows = (await conn.execute(_LOAD_CONTENTS, params)).mappings().all()
+    return {(r["sample_id"], r["content_key"]): dict(r) for r in rows}
 
 
 async def upsert_contents(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

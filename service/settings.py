@@ -1,4 +1,4 @@
-"""Configuration from the environment (names and defaults per CONTRACT.md)."""
+"""Configuration from the environment (names and defaults per docs/contract.md)."""
 
 from __future__ import annotations
 

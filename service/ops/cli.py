@@ -1,4 +1,4 @@
-"""`sample-ledger`: the operator's command line (CONTRACT.md, "Command line")."""
+"""`sample-ledger`: the operator's command line (docs/contract.md, "Command line")."""
 
 from __future__ import annotations
 

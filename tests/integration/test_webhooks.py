@@ -16,7 +16,7 @@ from service.settings import Settings
 from tests.support import drain, eventually, example, publish, rows, scalar
 
 APP_KEY, APP_SECRET = "demo_app_key", "demo_app_secret"
-# From shared/notes/tiktok-webhooks.md section 5, minified exactly as signed.
+# TikTok Shop's documented example bodies, minified exactly as signed.
 TYPE_1 = (
     b'{"type":1,"tts_notification_id":"7391824651234567890","shop_id":"7495123456789012345",'
     b'"timestamp":1736935200,"data":{"order_id":"576512345678901234","order_status":"AWAITING_SHIPMENT",'

@@ -1,4 +1,4 @@
-"""The chatbot texts (DOMAIN.md "What the messages say")."""
+"""The chatbot texts (docs/domain.md "Messages")."""
 
 from __future__ import annotations
 

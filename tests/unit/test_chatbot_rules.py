@@ -1,4 +1,4 @@
-"""Chatbot scheduling decisions (DOMAIN.md "The chatbot rules"), driven by a fixed fake clock."""
+"""Chatbot scheduling decisions (docs/domain.md "Chatbot"), driven by a fixed fake clock."""
 
 from __future__ import annotations
 

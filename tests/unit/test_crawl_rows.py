@@ -1,4 +1,4 @@
-"""Collector rows and batches (DOMAIN.md "What a collector row carries"), read without I/O."""
+"""Collector rows and batches (docs/domain.md "Facts"), read without I/O."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lenient readers: keys, numbers, rates, flags, times and text in every shape collectors send (DOMAIN.md)."""
+"""Lenient readers: keys, numbers, rates, flags, times and text in every shape collectors send (docs/domain.md)."""
 
 from __future__ import annotations
 

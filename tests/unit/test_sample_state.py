@@ -1,4 +1,4 @@
-"""Folding observations into a sample's state (DOMAIN.md "Ordering" and "What a collector row carries")."""
+"""Folding observations into a sample's state (docs/domain.md "Ordering, stale observations and regressions" and "Facts")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The status vocabulary (DOMAIN.md, "Status vocabulary"): every spelling maps to one canonical status."""
+"""The status vocabulary (docs/domain.md, "Statuses"): every spelling maps to one canonical status."""
 
 from __future__ import annotations
 
