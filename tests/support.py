@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 
 def example(name: str) -> dict[str, Any]:
-    """One of the bundled example batches (copied from shared/notes/original-system.md, section 9)."""
+    """One of the bundled example batches (real collector pages from the original system, anonymised)."""
     (path,) = EXAMPLES.glob(f"{name}*.json")
     loaded: dict[str, Any] = json.loads(path.read_text())
     return loaded
@@ -84,6 +84,26 @@ async def eventually(probe: Callable[[], Awaitable[T]], until: Callable[[T], boo
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached within {timeout}s; last result: {result!r}")
         await asyncio.sleep(0.05)
+
+
+async def settled(probe: Callable[[], Awaitable[T]], quiet: float, timeout: float = 30.0) -> T:
+    """Poll `probe` until its result has stayed the same for `quiet` seconds; fail after `timeout` seconds.
+
+    For asserting that something does *not* happen: wait until the system has been idle for several of
+    its poll intervals, so whatever it was going to do has had time to show up."""
+    deadline = time.monotonic() + timeout
+    last = await probe()
+    since = time.monotonic()
+    while True:
+        await asyncio.sleep(min(0.05, quiet / 4))
+        result = await probe()
+        now = time.monotonic()
+        if result != last:
+            last, since = result, now
+        elif now - since >= quiet:
+            return result
+        if now > deadline:
+            raise AssertionError(f"still changing after {timeout}s; last result: {result!r}")
 
 
 async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[dict[str, Any]]:

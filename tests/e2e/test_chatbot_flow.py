@@ -92,9 +92,6 @@ async def test_samples_moving_through_statuses_produce_exactly_the_expected_task
     # drive one more cycle by hand, and only then look at the queue.
     published = "SELECT count(*) FROM projections.chatbot_tasks WHERE published_at IS NOT NULL"
     await eventually(lambda: scalar(engine, published), lambda n: n == 4)
-    from sqlalchemy import text as _t
-    async with engine.begin() as c:
-        await c.execute(_t("INSERT INTO eventstore.chatbot_outbox (task_id, publication, sample_id, scenario, run_no, platform_creator_id, body, created_at, next_attempt_at) SELECT task_id, 2, sample_id, scenario, run_no, platform_creator_id, body, now(), now() + interval '0.4 seconds' FROM eventstore.chatbot_outbox LIMIT 1"))
     quiet = await settled(lambda: pipeline(engine), quiet=10 * live_service.settings.chatbot_poll_seconds)
     assert quiet["unpublished"] == 0
     assert quiet["due"] == 0

@@ -1,4 +1,4 @@
-"""Sample identity (DOMAIN.md "A sample and its identity"; CONTRACT.md "Sample id")."""
+"""Sample identity (docs/domain.md "Sample identity"; docs/contract.md "Sample id")."""
 
 from __future__ import annotations
 
@@ -17,17 +17,26 @@ def contract_sample_id(region: str, product: str, creator: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "sample:" + region.upper() + ":" + product + ":" + creator))
 
 
-def test_sample_id_matches_the_contract_formula() -> None:
-    got = sample_id("MX", "1729487365012345678", "7494011122233344455")
-    assert got == contract_sample_id("MX", "1729487365012345678", "7494011122233344455")
-
-
-def test_sample_id_known_value_is_stable_across_machines_and_rebuilds() -> None:
-    name = "sample:MX:1729487365012345678:7494011122233344455"
-    assert sample_id("MX", "1729487365012345678", "7494011122233344455") == str(uuid.uuid5(uuid.NAMESPACE_URL, name))
-    assert sample_id("MX", "1729487365012345678", "7494011122233344455") == sample_id(
-        "MX", "1729487365012345678", "7494011122233344455"
-    )
+# Hand-computed once with `uuid.uuid5(uuid.NAMESPACE_URL, "sample:MX:<product>:<creatorkey>")` in a shell;
+# pasted as literals so a change to the formula (or to the key normalisation) fails here.
+@pytest.mark.parametrize(
+    ("region", "product", "creator_id", "username", "expected"),
+    [
+        ("MX", "1729487365012345678", "7494011122233344455", None, "79e9539a-f194-57d0-a0bd-07d958aed6f6"),
+        ("mx", "1729487365012345678", "7494011122233344455", None, "79e9539a-f194-57d0-a0bd-07d958aed6f6"),
+        ("Mx", "p1", "c1", None, "dbd582d7-5366-549d-ae7c-8128eeeeaba9"),
+        ("MX", "p1", None, "@Studio.Ana", "ddec58cc-e7fb-5dde-8ca5-ed82066c5b11"),
+        ("mx", "p1", None, "studio.ana", "ddec58cc-e7fb-5dde-8ca5-ed82066c5b11"),
+        ("MX", "1729700000000000011", None, "  @Marisol.Vlogs  ", "5b3d3a12-5466-5633-b184-35e6d1f84111"),
+        ("MX", "1729700000000000011", "", "MARISOL.VLOGS", "5b3d3a12-5466-5633-b184-35e6d1f84111"),
+    ],
+)
+def test_sample_id_known_values_are_stable_across_machines_and_rebuilds(
+    region: str, product: str, creator_id: str | None, username: str | None, expected: str
+) -> None:
+    key = creator_key(creator_id, username)
+    assert key is not None
+    assert sample_id(region, product, key) == expected
 
 
 def test_sample_id_is_lower_case_canonical_uuid5_text() -> None:

@@ -1,4 +1,4 @@
-"""Folding observations into a sample's state (docs/domain.md "Ordering, stale observations and regressions" and "Facts")."""
+"""Folding observations into a sample's state (docs/domain.md "Ordering, stale observations and regressions")."""
 
 from __future__ import annotations
 
