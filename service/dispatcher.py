@@ -26,7 +26,7 @@ from events.recorded import NewEvent, decision_id
 from projections.chatbot_messages import MessageContext, build_messages
 from projections.chatbot_tasks import next_publication, task_id
 from projections.chatbot_timing import after_quiet_hours, cap_window_start, dispatch_time, region_timezone
-from service.eventstore import append_events
+from service.eventstore import append_events, begin_appending
 from service.settings import Settings
 
 log = structlog.get_logger("sample_ledger.dispatcher")
@@ -106,6 +106,7 @@ class Dispatcher:
     async def dispatch_once(self) -> DispatchReport:
         now = self._clock()
         async with self._engine.begin() as conn:
+            await begin_appending(conn)  # claiming schedules (FOR UPDATE) is a write, before the appends
             issued, deferred = await self._dispatch_due(conn, now)
             retried = await self._retry_failed(conn, now)
         report = DispatchReport(issued, deferred, retried)

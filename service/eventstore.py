@@ -3,12 +3,13 @@
 Gap-free reading. `position` comes from a sequence taken at INSERT, but a row becomes visible only
 when its transaction commits, so a reader that remembers "the last position I saw" can step over a
 row whose transaction commits after a later one. Every row therefore records the id of its writing
-transaction (`pg_current_xact_id()`), and readers take only rows whose transaction id is below
-`pg_snapshot_xmin(pg_current_snapshot())`: every transaction below that horizon has finished, so no
-row below it can still appear. Readers order by `(transaction_id, position)` and checkpoint that
-pair, so a transaction that took a lower position but a higher id is read after, not skipped. A
-long-running transaction holds the horizon back: readers lag, they never lose an event. Writers are
-never serialised. (The same defence as Emmett's PostgreSQL store; see docs/decisions.)
+transaction (`pg_current_xact_id()`), and readers take only rows whose transaction id is below a
+fence: the oldest transaction that is still appending (each holds the appender lock from before its
+first write), so no row below the fence can still appear. Readers order by `(transaction_id,
+position)` and checkpoint that pair, so a transaction that took a lower position but a higher id is
+read after, not skipped. A long-running appender holds the fence back: readers lag, they never lose
+an event; a transaction that appends nothing holds nobody back. Writers are never serialised. (The
+same defence as Emmett's PostgreSQL store, narrowed to appenders; see docs/decisions/0001.)
 """
 
 from __future__ import annotations
@@ -119,7 +120,38 @@ async def _check_skipped_are_duplicates(conn: AsyncConnection, skipped: Sequence
             raise StreamVersionConflict(f"stream {event.stream_id} moved on while appending; retry")
 
 
-_FENCE = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS fence_text")
+# Every appending transaction holds this shared lock from before its first write (migration 0005's
+# trigger takes it, or refuses a transaction that wrote first), so the appenders still running are
+# exactly the transactions that hold it and have a transaction id.
+APPENDER_LOCK = (7241, 1)
+_BEGIN_APPENDING = text("SELECT pg_advisory_xact_lock_shared(7241, 1)")
+
+# The fence: the oldest transaction in this snapshot that still appends here, else the snapshot's
+# xmax (a transaction that gets its id later gets a higher one). Transactions that do not append (in
+# another database on the server, or writing other tables) no longer hold readers back. pg_locks
+# carries 32-bit ids; the snapshot's in-progress list has the full xid8 they are matched against.
+# The next statement takes a new snapshot (READ COMMITTED), so an appender that committed after this
+# one looked is visible to it.
+_FENCE = text("""
+    WITH snap AS (SELECT pg_current_snapshot() AS s),
+    appenders AS (
+        SELECT t.transactionid::text::bigint AS xid32
+        FROM pg_locks a JOIN pg_locks t ON t.virtualtransaction = a.virtualtransaction
+        WHERE a.locktype = 'advisory' AND a.granted AND a.classid = 7241 AND a.objid = 1 AND a.objsubid = 2
+          AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND t.locktype = 'transactionid' AND t.granted)
+    SELECT coalesce(
+        (SELECT min(x) FROM snap, pg_snapshot_xip(snap.s) AS x
+         WHERE (x::text::numeric % 4294967296)::bigint IN (SELECT xid32 FROM appenders)),
+        (SELECT pg_snapshot_xmax(s) FROM snap))::text AS fence_text
+""")
+
+
+async def begin_appending(conn: AsyncConnection) -> None:
+    """Announce that this transaction will append events; call it before the transaction's first
+    write (a transaction whose first write is the append itself need not: the trigger takes it)."""
+    await conn.execute(_BEGIN_APPENDING)
+
 
 # The text form of a transaction id gets its own alias, never `transaction_id`: an ORDER BY name binds to
 # an output column first, so `transaction_id::text AS transaction_id` (the implicit name of the cast)

@@ -26,7 +26,7 @@ from events.chatbot_events import ChatbotTaskPublished
 from events.recorded import NewEvent, decision_id
 from service.dispatcher import Clock, utc_now
 from service.errors import describe
-from service.eventstore import append_events
+from service.eventstore import append_events, begin_appending
 
 log = structlog.get_logger("sample_ledger.relay")
 
@@ -89,6 +89,7 @@ class OutboxRelay:
         now = self._clock()
         published = failed = 0
         async with self._engine.begin() as conn:
+            await begin_appending(conn)  # claiming outbox rows is a write, before the appends
             for row in (await conn.execute(_CLAIM, {"now": now, "limit": self._batch})).mappings().all():
                 try:
                     await self.publish(row)

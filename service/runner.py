@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.recorded import NewEvent, RecordedEvent
-from service.eventstore import Checkpoint, append_events, read_page
+from service.eventstore import Checkpoint, append_events, begin_appending, read_page
 from service.loops import Loop
 
 log = structlog.get_logger("sample_ledger.runner")
@@ -71,6 +71,7 @@ async def save_checkpoint(conn: AsyncConnection, name: str, checkpoint: Checkpoi
 async def apply_next_page(engine: AsyncEngine, projection: Projection, page_size: int) -> int | None:
     """Apply one page; the number of events applied, or None when another worker holds the projection."""
     async with engine.begin() as conn:
+        await begin_appending(conn)  # derived events are appended after this transaction's first writes
         checkpoint = await lock_checkpoint(conn, projection.name)
         if checkpoint is None:
             return None
@@ -99,6 +100,7 @@ async def rebuild(engine: AsyncEngine, projection: Projection, page_size: int = 
     """
     total = 0
     async with engine.begin() as conn:
+        await begin_appending(conn)
         await conn.execute(_ENSURE, {"name": projection.name})
         await conn.execute(_LOCK_WAIT, {"name": projection.name})
         if projection.tables:

@@ -56,12 +56,18 @@ _OUTBOX = text("""
         ORDER BY created_at LIMIT 1) f ON true
 """)
 
-# Cluster-wide on purpose: transaction ids are, so a long transaction in another database on the same
-# server holds the projections' read fence too. The query text is left out: it may carry data.
+# Cluster-wide, so an operator sees what else runs on the server; only an appender of this database
+# (a transaction holding the appender lock, service/eventstore.py) holds the projections' read fence.
+# The query text is left out: it may carry data.
 _OLDEST_TRANSACTION = text("""
     SELECT pid, datname, usename, application_name, state, backend_xid IS NOT NULL AS has_xid,
+           EXISTS (SELECT 1 FROM pg_locks l
+                   WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted
+                     AND l.classid = 7241 AND l.objid = 1 AND l.objsubid = 2
+                     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+               AS appending,
            xact_start, extract(epoch FROM now() - xact_start) AS age_seconds
-    FROM pg_stat_activity
+    FROM pg_stat_activity a
     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
       AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
     ORDER BY xact_start LIMIT 1
@@ -178,12 +184,11 @@ async def transaction_lines(conn: AsyncConnection, _: Settings) -> list[str]:
 def transaction_text(row: Any) -> str:
     where = f"pid {row['pid']} on {row['datname']} (user {row['usename']}, app {row['application_name'] or '-'})"
     started = row["xact_start"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    # Only a transaction that has an id holds pg_snapshot_xmin, the fence projections read below.
-    effect = (
-        "holds projections back until it ends"
-        if row["has_xid"]
-        else "has written nothing yet, so it does not hold projections back"
-    )
+    # Only an appender with a transaction id holds the fence projections read below.
+    if row["has_xid"] and row["appending"]:
+        effect = "appends events, so it holds projections back until it ends"
+    else:
+        effect = "appends no events, so it does not hold projections back"
     return f"{where}: {row['state']} for {age(float(row['age_seconds']))} (since {started}); {effect}"
 
 

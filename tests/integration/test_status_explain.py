@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from events.identity import sample_id
 from projections.chatbot_tasks import task_id
 from service.app import Service
+from service.eventstore import begin_appending
 from service.ops.explain import explain_sample
 from service.ops.failures import CommandFailed
 from service.ops.status import status_report
@@ -162,14 +163,21 @@ async def test_status_shows_consumers_lag_outbox_dead_letters_and_the_oldest_tra
     assert {line.split()[0] for line in section(report, "Projections")[1:]} == {"samples", "catalog", "chatbot"}
     assert section(report, "Outbox") == ["  0 waiting"]
 
-    async with engine.connect() as held:  # a transaction that wrote: it holds the projections' fence
+    async with engine.connect() as held:  # an appender that wrote: it holds the projections' fence
         pid = (await held.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        await begin_appending(held)
         await held.execute(text("SELECT pg_current_xact_id()"))
         (oldest,) = section(await status_report(settings), "Oldest open transaction")
         assert oldest.startswith("  pid "), oldest
         if f"pid {pid} " in oldest:  # another session on a shared server may be older still
             assert "idle in transaction for" in oldest
-            assert "holds projections back until it ends" in oldest
+            assert "appends events, so it holds projections back until it ends" in oldest
+    async with engine.connect() as held:  # a transaction that wrote but appends nothing holds nobody back
+        pid = (await held.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        await held.execute(text("SELECT pg_current_xact_id()"))
+        (oldest,) = section(await status_report(settings), "Oldest open transaction")
+        if f"pid {pid} " in oldest:
+            assert "appends no events, so it does not hold projections back" in oldest
 
 
 async def test_status_shows_the_outbox_backlog_while_no_worker_queue_takes_tasks(

@@ -1,0 +1,103 @@
+"""The read fence waits for transactions that append events, and only for them.
+
+A long write in another database on the same server, or on another table of this one, used to stop
+every projection: the fence was the oldest running transaction of the whole server. Appenders now
+hold the appender lock from before their first write, and the fence is the oldest of them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.eventstore import append_events, begin_appending
+from service.ops.status import projection_progress
+from service.runner import catch_up
+from tests.conftest import _admin, _db_url
+from tests.integration.test_event_store import Collecting, ping
+
+
+async def _lag(engine: AsyncEngine, name: str) -> int:
+    async with engine.connect() as conn:
+        (progress,) = await projection_progress(conn, [name])
+    return int(progress["lag"])
+
+
+@pytest.fixture
+async def other_database(server_url: str) -> AsyncIterator[str]:
+    """Another database on the same server, as another application would have."""
+    name = f"sl_other_{uuid.uuid4().hex[:10]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield _db_url(server_url, name)
+    finally:
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_a_long_write_in_another_database_does_not_hold_projections_back(
+    engine: AsyncEngine, other_database: str
+) -> None:
+    other = await asyncpg.connect(other_database)
+    try:
+        foreign = other.transaction()
+        await foreign.start()
+        await other.execute("CREATE TABLE busy (n int); INSERT INTO busy VALUES (1)")  # holds a transaction id
+        async with engine.begin() as conn:
+            await append_events(conn, [ping(i) for i in range(5)])
+        projection = Collecting()
+        await catch_up(engine, projection)
+        assert len(projection.seen) == 5, "the other database's transaction held the fence"
+        assert await _lag(engine, projection.name) == 0
+        await foreign.rollback()
+    finally:
+        await other.close()
+
+
+async def test_a_long_write_to_another_table_of_this_database_does_not_hold_projections_back(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as busy:
+        await busy.begin()
+        await busy.execute(text("INSERT INTO projections.checkpoints (projection) VALUES ('not-an-appender')"))
+        async with engine.begin() as conn:
+            await append_events(conn, [ping(i) for i in range(5)])
+        projection = Collecting()
+        await catch_up(engine, projection)
+        assert len(projection.seen) == 5
+        await busy.rollback()
+
+
+async def test_an_announced_appender_holds_the_fence_until_it_commits(engine: AsyncEngine) -> None:
+    """The runner's and dispatcher's shape: announce, write elsewhere (the transaction id is taken
+    now), append later. A reader must not pass that id while the transaction is open."""
+    projection = Collecting()
+    async with engine.connect() as slow:
+        await slow.begin()
+        await begin_appending(slow)
+        await slow.execute(text("INSERT INTO projections.checkpoints (projection) VALUES ('slow-writer')"))
+        async with engine.begin() as fast:
+            await append_events(fast, [ping("fast")])
+        await catch_up(engine, projection)
+        assert projection.seen == [], "read past an appender that was still open"
+        await append_events(slow, [ping("slow")])
+        await slow.commit()
+    await catch_up(engine, projection)
+    assert len(projection.seen) == 2
+    assert await _lag(engine, projection.name) == 0
+
+
+async def test_a_transaction_that_wrote_before_announcing_itself_cannot_append(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.begin()
+        await conn.execute(text("INSERT INTO projections.checkpoints (projection) VALUES ('sneaky')"))
+        with pytest.raises(DBAPIError, match="wrote before taking the appender lock"):
+            await append_events(conn, [ping("late")])
+        await conn.rollback()
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM eventstore.events"))).scalar_one() == 0
