@@ -54,7 +54,8 @@ class InboundHandler:
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
             reraise=True,
-            before_sleep=lambda state: log.warning(
+            # Debug: in an outage every in-flight message retries; the recorder warns once per failed commit.
+            before_sleep=lambda state: log.debug(
                 "message.record_retry",
                 attempt=state.attempt_number,
                 error=describe(exc) if state.outcome and (exc := state.outcome.exception()) else None,

@@ -8,12 +8,14 @@ events are retried one by one so a single poison event fails alone.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.recorded import NewEvent
+from service.errors import describe, is_transient
 from service.eventstore import append_events
 
 log = structlog.get_logger("sample_ledger.recorder")
@@ -30,6 +32,8 @@ class Recorder:
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._failed_commits = 0  # since the last warning: an outage is one line a second, not one per commit
+        self._last_warning = 0.0
 
     def start(self) -> None:
         if self._task is None:
@@ -62,13 +66,26 @@ class Recorder:
                 for _ in batch:
                     self._queue.task_done()
 
+    def _warn_commit_failed(self, events: int, exc: BaseException) -> None:
+        self._failed_commits += 1
+        now = time.monotonic()
+        if now - self._last_warning >= 1.0:
+            log.warning("recorder.commit_failed", events=events, failed_commits=self._failed_commits,
+                        error=describe(exc))  # fmt: skip
+            self._failed_commits = 0
+            self._last_warning = now
+
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
             async with self._engine.begin() as conn:
                 flags = await append_events(conn, [event for event, _ in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc=exc)
+            if len(batch) == 1 or is_transient(exc):
+                # A database outage fails every event alike: isolating them would only multiply the
+                # connection attempts. Each handler retries its own event with backoff.
+                self._warn_commit_failed(len(batch), exc)
+                for _, future in batch:
+                    _settle(future, exc=exc)
                 return
             log.warning("recorder.batch_failed_isolating", events=len(batch), error=type(exc).__name__)
             for item in batch:

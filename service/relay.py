@@ -10,6 +10,7 @@ task id, which workers recognise.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,6 +61,12 @@ class RelayReport:
     failed: int = 0
 
 
+def _broker_unavailable(exc: BaseException) -> bool:
+    """The connection or channel is gone, as opposed to one message the broker refused (unroutable)."""
+    return isinstance(exc, ConnectionError | aio_pika.exceptions.AMQPConnectionError
+                      | aio_pika.exceptions.ChannelInvalidStateError | asyncio.TimeoutError)  # fmt: skip
+
+
 class OutboxRelay:
     def __init__(self, engine: AsyncEngine, amqp_url: str, exchange_name: str, clock: Clock = utc_now,
                  batch: int = 50) -> None:  # fmt: skip
@@ -96,6 +103,8 @@ class OutboxRelay:
                 except Exception as exc:
                     failed += 1
                     await self._failed(conn, row, now, exc)
+                    if _broker_unavailable(exc):
+                        break  # the rest would fail the same way: try them on the next pass, not now
                     continue
                 await self.mark_published(conn, row, now)
                 published += 1

@@ -1,0 +1,142 @@
+"""The invariants, checked with queries against the tables and the queues, never with logs.
+
+- every message the publisher sent is recorded exactly once, or is in `ledger.dead` with its reason;
+- every projection equals a rebuild from the log;
+- no (sample, scenario, run) has more than one task id;
+- every issued task reached a bound chatbot queue at least once;
+- nothing is left unacknowledged on the inbound queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from handlers.topology import Topology
+from service.read_models import all_projections
+from service.runner import rebuild
+from service.settings import Settings
+from tests.faults.publisher import Sent
+
+
+@dataclass
+class Verdict:
+    """Each invariant's result, with what broke it."""
+
+    results: dict[str, bool] = field(default_factory=dict)
+    details: dict[str, str] = field(default_factory=dict)
+
+    def record(self, name: str, ok: bool, detail: str = "") -> None:
+        self.results[name] = ok
+        if not ok:
+            self.details[name] = detail
+
+    @property
+    def ok(self) -> bool:
+        return all(self.results.values())
+
+    def __str__(self) -> str:
+        return "; ".join(f"{k}: {'ok' if v else 'BROKEN ' + self.details.get(k, '')}" for k, v in self.results.items())
+
+
+_DOUBLED_TASKS = text("""
+    SELECT sample_id, scenario, run_no FROM (
+        SELECT sample_id, scenario, run_no, task_id FROM projections.chatbot_tasks
+        UNION SELECT sample_id, scenario, run_no, task_id FROM eventstore.chatbot_outbox) t
+    GROUP BY 1, 2, 3 HAVING count(DISTINCT task_id) > 1
+""")
+_RECORDED_MESSAGES = text("""
+    SELECT metadata->>'message_id', count(*) FROM eventstore.events WHERE dedupe_key IS NOT NULL GROUP BY 1
+""")
+_ISSUED_TASKS = text("SELECT data->>'task_id' FROM eventstore.events WHERE event_type = 'chatbot.task_issued'")
+
+
+async def recorded_message_ids(engine: AsyncEngine) -> Counter[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(_RECORDED_MESSAGES)
+        return Counter({r[0]: r[1] for r in rows})
+
+
+async def _snapshot(engine: AsyncEngine, tables: list[str]) -> dict[str, list[tuple[Any, ...]]]:
+    snapshot = {}
+    async with engine.connect() as conn:
+        for table in tables:
+            rows = (await conn.execute(text(f"SELECT * FROM {table}"))).all()
+            snapshot[table] = sorted((tuple(r) for r in rows), key=repr)
+    return snapshot
+
+
+def _only_in(these: list[tuple[Any, ...]], those: list[tuple[Any, ...]]) -> list[str]:
+    return sorted({repr(r) for r in these} - {repr(r) for r in those})[:2]
+
+
+async def projections_equal_a_rebuild(engine: AsyncEngine, settings: Settings) -> tuple[bool, str]:
+    projections = all_projections(settings)
+    tables = [t for p in projections for t in p.tables]
+    live = await _snapshot(engine, tables)
+    for projection in projections:
+        await rebuild(engine, projection)
+    rebuilt = await _snapshot(engine, tables)
+    differing = [t for t in tables if live[t] != rebuilt[t]]
+    examples = {t: (_only_in(live[t], rebuilt[t]), _only_in(rebuilt[t], live[t])) for t in differing}
+    return not differing, f"tables differ after a rebuild (live only, rebuilt only): {examples}"
+
+
+def unacknowledged(queue_names: list[str]) -> dict[str, tuple[int, int]]:
+    """Ready and unacknowledged messages per queue, from the broker itself."""
+    command = ["rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged"]
+    # the broker's own tool, on PATH wherever the broker runs (as on CI and this machine)
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in queue_names:
+            counts[parts[0]] = (int(parts[1]), int(parts[2]))
+    return counts
+
+
+async def check_invariants(
+    engine: AsyncEngine,
+    settings: Settings,
+    topology: Topology,
+    sent: list[Sent],
+    dead: list[aio_pika.abc.AbstractIncomingMessage],
+    delivered_task_ids: set[str],
+) -> Verdict:
+    verdict = Verdict()
+    recorded = await recorded_message_ids(engine)
+    dead_ids = {m.message_id: m.headers.get("x-ledger-reason") for m in dead}
+    sent_ids = Counter(s.message.message_id for s in sent)
+    missing = [mid for mid in sent_ids if recorded[mid] == 0 and mid not in dead_ids]
+    twice = [mid for mid in sent_ids if recorded[mid] > 1]
+    unexplained_dead = [mid for mid, reason in dead_ids.items() if not reason]
+    verdict.record("recorded once or dead-lettered with a reason", not (missing or twice or unexplained_dead),
+                   f"missing {missing[:5]} ({len(missing)}), twice {twice[:5]} ({len(twice)}), "
+                   f"dead without reason {unexplained_dead[:5]}")  # fmt: skip
+
+    equal, why = await projections_equal_a_rebuild(engine, settings)
+    verdict.record("projections equal a rebuild", equal, why)
+
+    async with engine.connect() as conn:
+        doubled = (await conn.execute(_DOUBLED_TASKS)).all()
+        issued = set((await conn.execute(_ISSUED_TASKS)).scalars())
+    verdict.record("one task id per (sample, scenario, run)", not doubled, f"{doubled[:5]}")
+    undelivered = issued - delivered_task_ids
+    verdict.record("every issued task reached a bound queue", not undelivered,
+                   f"{len(undelivered)} of {len(issued)} never arrived, e.g. {sorted(undelivered)[:3]}")  # fmt: skip
+
+    inbound = [r.queue.name for r in topology.routes.values()]
+    for _ in range(30):  # the broker counts a closed channel's deliveries as returned within moments
+        left = {q: c for q, c in unacknowledged(inbound).items() if c != (0, 0)}
+        if not left:
+            break
+        await asyncio.sleep(0.5)
+    verdict.record("nothing left unacknowledged", not left, f"{left}")
+    return verdict

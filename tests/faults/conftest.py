@@ -1,0 +1,188 @@
+"""The fault suite's harness: the service as a subprocess behind proxies of our own, a worker queue,
+a recording publisher, and a wait for everything to settle. The short variants run in the normal
+test command; `FAULTS=long` runs the long ones (see docs/reliability.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aio_pika
+import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from handlers.topology import Topology, build_topology
+from service.ops.status import projection_progress
+from service.read_models import all_projections
+from service.runner import catch_up
+from service.settings import Settings
+from tests.faults.checker import Verdict, check_invariants, recorded_message_ids, unacknowledged
+from tests.faults.proxy import FaultProxy
+from tests.faults.publisher import APP_KEY, APP_SECRET, RecordingPublisher
+from tests.faults.service_process import ServiceProcess, service_env
+
+LONG = os.environ.get("FAULTS") == "long"
+
+
+def scale(short: int, long: int) -> int:
+    return long if LONG else short
+
+
+@dataclass
+class Rig:
+    """Everything one fault scenario drives and observes."""
+
+    settings: Settings
+    engine: AsyncEngine
+    amqp: aio_pika.abc.AbstractRobustConnection
+    topology: Topology
+    database_proxy: FaultProxy
+    broker_proxy: FaultProxy
+    workers: aio_pika.abc.AbstractQueue
+    publisher: RecordingPublisher
+    log_dir: Path
+    replicas: list[ServiceProcess] = field(default_factory=list)
+    delivered_task_ids: set[str] = field(default_factory=set)
+
+    def replica(self, **env: str) -> ServiceProcess:
+        """A new replica that reaches PostgreSQL and RabbitMQ only through the proxies."""
+        db = make_url(self.settings.database_url).set(host="127.0.0.1", port=self.database_proxy.port)
+        amqp = make_url(self.settings.amqp_url.replace("amqp://", "postgresql://", 1))  # parse host/port alike
+        amqp_url = self.settings.amqp_url.replace(f"{amqp.host}:{amqp.port}", f"127.0.0.1:{self.broker_proxy.port}")
+        process = ServiceProcess(
+            service_env(
+                db.render_as_string(hide_password=False),
+                amqp_url,
+                self.settings.amqp_prefix,
+                TIKTOK_APP_KEY=APP_KEY,
+                TIKTOK_APP_SECRET=APP_SECRET,
+                **env,
+            ),
+            self.log_dir / f"replica-{len(self.replicas)}.log",
+        )
+        self.replicas.append(process)
+        return process
+
+    async def wait_for_topology(self, timeout: float = 60) -> None:
+        """Until every inbound queue has a consumer: declared, bound and consumed, so nothing a
+        publisher sends from now on is unroutable."""
+        deadline = time.monotonic() + timeout
+        while True:
+            channel = await self.amqp.channel()
+            try:
+                consumers = [
+                    (await channel.declare_queue(name, passive=True)).declaration_result.consumer_count
+                    for name in self.inbound_queues()
+                ]
+                if all(consumers):
+                    return
+            except aio_pika.exceptions.ChannelClosed:
+                pass
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the service did not start consuming within {timeout:.0f}s")
+            await asyncio.sleep(0.3)
+
+    async def take_delivered_tasks(self) -> None:
+        while (message := await self.workers.get(fail=False, no_ack=True)) is not None:
+            self.delivered_task_ids.add(str(message.message_id))
+
+    async def progress(self) -> dict[str, object]:
+        """What is still outstanding: unrecorded messages, projection lag, unpublished tasks."""
+        recorded = await recorded_message_ids(self.engine)
+        async with self.engine.connect() as conn:
+            progress = await projection_progress(conn, [p.name for p in all_projections(self.settings)])
+            unpublished = (await conn.execute(text(
+                "SELECT count(*) FROM eventstore.chatbot_outbox WHERE published_at IS NULL"))).scalar_one()  # fmt: skip
+            due = (await conn.execute(text(
+                "SELECT count(*) FROM projections.chatbot_schedules WHERE state = 'pending' AND due_at <= now()"
+            ))).scalar_one()  # fmt: skip
+        await self.take_delivered_tasks()
+        return {
+            "unrecorded": sum(1 for s in self.publisher.sent if recorded[s.message.message_id] == 0),
+            "lag": {p["name"]: p["lag"] for p in progress},
+            "unpublished": unpublished,
+            "due": due,
+            "running": [r.running() for r in self.replicas],
+            "queues": {
+                q: c
+                for q, c in unacknowledged([*self.inbound_queues(), self.topology.dead_letter_queue.name]).items()
+                if c != (0, 0)
+            },
+        }
+
+    def inbound_queues(self) -> list[str]:
+        return [r.queue.name for r in self.topology.routes.values()]
+
+    async def settled(self) -> bool:
+        """Every sent message recorded, every projection at the head, every task published and taken."""
+        now = await self.progress()
+        lagging = any(dict(now["lag"]).values())  # type: ignore[call-overload]
+        return now["unrecorded"] == 0 and not lagging and now["unpublished"] == 0 and now["due"] == 0
+
+    async def settle(self, timeout: float) -> float:
+        """Wait until settled; the seconds it took."""
+        started = time.monotonic()
+        while not await self.settled():
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"not settled after {timeout:.0f}s: {await self.progress()}")
+            await asyncio.sleep(0.5)
+        return time.monotonic() - started
+
+    async def verdict(self) -> Verdict:
+        """Check the invariants once every replica has stopped: first apply what the last replica
+        appended while stopping (what its next start would do), then compare with a rebuild."""
+        assert not any(r.running() for r in self.replicas), "stop the replicas first"
+        for projection in all_projections(self.settings):
+            await catch_up(self.engine, projection)
+        await self.take_delivered_tasks()
+        dead = []
+        channel = await self.amqp.channel()
+        try:
+            queue = await channel.get_queue(self.topology.dead_letter_queue.name, ensure=True)
+            while (message := await queue.get(fail=False, no_ack=True)) is not None:
+                dead.append(message)
+        finally:
+            await channel.close()
+        return await check_invariants(self.engine, self.settings, self.topology, self.publisher.sent, dead,
+                                      self.delivered_task_ids)  # fmt: skip
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parsed = make_url(url.replace("amqp://", "postgresql://", 1))
+    return parsed.host or "127.0.0.1", int(parsed.port or 5672)
+
+
+@pytest.fixture
+async def rig(
+    settings: Settings, engine: AsyncEngine, amqp: aio_pika.abc.AbstractRobustConnection, tmp_path: Path
+) -> AsyncIterator[Rig]:
+    database_proxy = await FaultProxy(*_host_port(settings.database_url)).start()
+    broker_proxy = await FaultProxy(*_host_port(settings.amqp_url)).start()
+    channel = await amqp.channel()
+    topic = await channel.declare_exchange(f"{settings.amqp_prefix}chatbot.topic", aio_pika.ExchangeType.TOPIC,
+                                           durable=True)  # fmt: skip
+    workers = await channel.declare_queue(f"{settings.amqp_prefix}workers-{uuid.uuid4().hex[:6]}")
+    await workers.bind(topic, "chatbot.sample.*")
+    rig = Rig(settings, engine, amqp, build_topology(settings.amqp_prefix), database_proxy, broker_proxy, workers,
+              RecordingPublisher(amqp, settings.amqp_prefix), tmp_path)  # fmt: skip
+    try:
+        yield rig
+    finally:
+        for replica in rig.replicas:
+            replica.kill()
+        await workers.delete(if_unused=False, if_empty=False)
+        await channel.close()
+        await database_proxy.close()
+        await broker_proxy.close()
+
+
+Check = Callable[[], bool]
