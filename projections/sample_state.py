@@ -149,13 +149,30 @@ def merge_facts(state: SampleState, facts: dict[str, Any], *, overwrite: bool) -
     return merged
 
 
+# At the same observed_at the later status in this order wins, whatever order the two arrive in, so a
+# tie (two tabs crawled in the same second) cannot flip with redeliveries or replays.
+TIE_ORDER: tuple[Status, ...] = tuple(Status)
+
+
+def is_stale(state: SampleState, obs: Observation) -> bool:
+    """Older than the newest status observation applied, or its equal that loses the tie."""
+    if obs.status is None or state.status_observed_at is None:
+        return False
+    if obs.observed_at != state.status_observed_at:
+        return obs.observed_at < state.status_observed_at
+    return state.status is not None and TIE_ORDER.index(obs.status) < TIE_ORDER.index(state.status)
+
+
 def _apply_status(state: SampleState, obs: Observation) -> tuple[SampleState, StatusChange | None, bool]:
     if obs.status is None:
         return state, None, False
-    if state.status_observed_at is not None and obs.observed_at < state.status_observed_at:
+    if is_stale(state, obs):
         return state, None, True
     observed = replace(state, status_observed_at=obs.observed_at)
     if obs.status == state.status:
+        if obs.status == Status.CANCELED and obs.cancel_reason is not None:
+            # The newest known reason wins; a reason that arrives late is not lost to its status.
+            observed = replace(observed, cancel_reason=obs.cancel_reason)
         return observed, None, False
     change = StatusChange(
         from_status=state.status,
@@ -179,5 +196,7 @@ def _apply_content(state: SampleState, obs: Observation) -> tuple[SampleState, b
         return state, False
     if state.content_observed_at is not None and obs.observed_at < state.content_observed_at:
         return state, False
+    if obs.observed_at == state.content_observed_at and obs.content_count <= (state.content_count or 0):
+        return state, False  # a tie: the larger count wins, whatever order the two arrive in
     updated = replace(state, content_count=obs.content_count, content_observed_at=obs.observed_at)
     return updated, obs.content_count != state.content_count
