@@ -5,6 +5,7 @@ test command; `FAULTS=long` runs the long ones (see docs/reliability.md)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -49,6 +50,13 @@ class Rig:
     log_dir: Path
     replicas: list[ServiceProcess] = field(default_factory=list)
     delivered_task_ids: set[str] = field(default_factory=set)
+    scenario: str = ""
+    faults: str = ""
+    recovery_seconds: float | None = None
+
+    def describe(self, scenario: str, faults: str) -> None:
+        """What this run is, for the reliability table."""
+        self.scenario, self.faults = scenario, faults
 
     def replica(self, **env: str) -> ServiceProcess:
         """A new replica that reaches PostgreSQL and RabbitMQ only through the proxies."""
@@ -129,13 +137,14 @@ class Rig:
         return now["unrecorded"] == 0 and not lagging and now["unpublished"] == 0 and now["due"] == 0
 
     async def settle(self, timeout: float) -> float:
-        """Wait until settled; the seconds it took."""
+        """Wait until settled; the seconds it took (after the last fault: the time to recover)."""
         started = time.monotonic()
         while not await self.settled():
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"not settled after {timeout:.0f}s: {await self.progress()}")
             await asyncio.sleep(0.5)
-        return time.monotonic() - started
+        self.recovery_seconds = time.monotonic() - started
+        return self.recovery_seconds
 
     async def verdict(self) -> Verdict:
         """Check the invariants once every replica has stopped: first apply what the last replica
@@ -152,8 +161,19 @@ class Rig:
                 dead.append(message)
         finally:
             await channel.close()
-        return await check_invariants(self.engine, self.settings, self.topology, self.publisher.sent, dead,
-                                      self.delivered_task_ids)  # fmt: skip
+        verdict = await check_invariants(self.engine, self.settings, self.topology, self.publisher.sent, dead,
+                                         self.delivered_task_ids)  # fmt: skip
+        self._report(verdict)
+        return verdict
+
+    def _report(self, verdict: Verdict) -> None:
+        """One JSON line per scenario into $FAULTS_RESULTS, which `make faults` turns into the table."""
+        if path := os.environ.get("FAULTS_RESULTS"):
+            row = {"scenario": self.scenario, "messages": len(self.publisher.sent), "faults": self.faults,
+                   "invariants": verdict.results, "recovery_seconds": self.recovery_seconds,
+                   "scale": "long" if LONG else "short"}  # fmt: skip
+            with Path(path).open("a") as out:
+                out.write(json.dumps(row) + "\n")
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -38,6 +38,9 @@ class ServiceProcess:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def exit_code(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
     def kill(self) -> None:
         """kill -9: no shutdown hook runs, nothing is flushed."""
         if self.running():
