@@ -1,25 +1,33 @@
 # Two commands for a fresh machine with PostgreSQL and RabbitMQ on localhost:
-#   make run    installs what is needed, migrates, runs the service
-#   make test   installs what is needed, runs the whole test suite (what CI runs)
+#   make run    installs what running needs (no test or lint tools), migrates, runs the service
+#   make test   installs everything, runs the whole test suite (what CI runs)
 SHELL := /bin/bash
 export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/sample_ledger
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 # uv from PATH when there is one, else the copy pip installs into this Python (no PATH guessing).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: install run demo test lint
+.PHONY: bootstrap install install-run run demo test lint faults
 
-install:
+bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+# Everything: the service and the development tools (pytest, ruff, mypy, ...), for `test` and `lint`.
+install: bootstrap
 	$(UV) sync --frozen
 
-run: install
-	$(UV) run sample-ledger migrate
-	$(UV) run sample-ledger run
+# Only what running needs. --inexact leaves development tools that an earlier `make test` installed;
+# `uv run --no-sync` then runs without installing the dev group (plain `uv run` would).
+install-run: bootstrap
+	$(UV) sync --frozen --no-dev --inexact
 
-demo: install
-	$(UV) run sample-ledger migrate
-	$(UV) run sample-ledger demo
+run: install-run
+	$(UV) run --no-sync sample-ledger migrate
+	$(UV) run --no-sync sample-ledger run
+
+demo: install-run
+	$(UV) run --no-sync sample-ledger migrate
+	$(UV) run --no-sync sample-ledger demo
 
 # Tests create (and drop) their own databases on the server named by DATABASE_URL and their own
 # prefixed exchanges and queues; REQUIRE_SERVICES=1 makes a missing service fail instead of skip.
@@ -31,3 +39,10 @@ lint: install
 	$(UV) run ruff format --check .
 	$(UV) run mypy .
 	$(UV) run lint-imports
+
+# The fault suite's long variants (20,000-message crash loop, 10 s outages, ...): about 15 minutes.
+# Writes the results table to docs/reliability-results.md. The short variants run in `make test`.
+faults: install
+	rm -f /tmp/sample-ledger-faults.jsonl
+	FAULTS=long FAULTS_RESULTS=/tmp/sample-ledger-faults.jsonl REQUIRE_SERVICES=1 $(UV) run pytest tests/faults -q
+	$(UV) run python -m tests.faults.report /tmp/sample-ledger-faults.jsonl > docs/reliability-results.md

@@ -15,8 +15,14 @@ SAMPLE_APPLICATION_STATUS_CHANGE = 56
 
 
 def parse_exact(body: bytes) -> Any:
-    """JSON with every number kept as its exact text: ids above 2^53 (even bare numbers) lose nothing."""
-    return json.loads(body, parse_int=str, parse_float=str)
+    """UTF-8 JSON with every number kept as its exact text: ids above 2^53 (even bare numbers) lose nothing.
+    Raises ValueError for what is not JSON, including NaN and Infinity (which Python would otherwise
+    accept) and UTF-16/32 (which `json.loads` would detect from the bytes)."""
+    return json.loads(body.decode("utf-8-sig"), parse_int=str, parse_float=str, parse_constant=_not_json)
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def expected_signature(app_key: str, app_secret: str, body: bytes) -> str:
@@ -47,18 +53,34 @@ def _as_int(value: Any) -> int | None:
         return None
 
 
+def webhook_type(value: Any) -> int | None:
+    """The numeric type, or unknown when it is not an integer a 32-bit column holds (no TikTok type is)."""
+    number = _as_int(value)
+    return number if number is not None and -(2**31) <= number < 2**31 else None
+
+
 def read_envelope(parsed: dict[str, Any], routing_type: int | None) -> WebhookEnvelope:
     """The envelope fields, all optional: TikTok omits some on some topics (type 3 has no id)."""
-    stamp = _as_int(parsed.get("timestamp"))
     data = parsed.get("data")
     return WebhookEnvelope(
-        type=_as_int(parsed.get("type")) if parsed.get("type") is not None else routing_type,
+        type=webhook_type(parsed.get("type")) if parsed.get("type") is not None else routing_type,
         notification_id=_text(parsed.get("tts_notification_id")),
         shop_id=_text(parsed.get("shop_id")),
         creator_open_id=_text(parsed.get("creator_open_id")),
-        occurred_at=datetime.fromtimestamp(stamp, UTC) if stamp is not None and stamp > 0 else None,
+        occurred_at=_moment(_as_int(parsed.get("timestamp"))),
         data=data if isinstance(data, dict) else {},
     )
+
+
+def _moment(stamp: int | None) -> datetime | None:
+    """A webhook's Unix timestamp as a time; unknown when absent or beyond what a datetime holds (it is
+    optional: an unusable one must not cost the webhook)."""
+    if stamp is None or stamp <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(stamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _text(value: Any) -> str | None:

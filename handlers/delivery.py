@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from pydantic import ValidationError
 
 from events.model import InboundEvent
 from events.recorded import NewEvent
+from events.statuses import UnknownStatus
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -84,23 +87,85 @@ def check_size(body: bytes) -> None:
         raise Unprocessable("too_large", f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):
+        raise ValueError("a number is out of range")
+    return value
+
+
+def read_json(body: bytes) -> Any:
+    """UTF-8 JSON as RFC 8259 has it, or `invalid_json`. Python's own `json.loads` would also take
+    UTF-16 and UTF-32, NaN and Infinity, and turn 1e400 into infinity: none of them is JSON the
+    service can keep (jsonb refuses NaN and infinity), so each is refused here, as are integers over
+    Python's digit limit and nesting deeper than the parser goes. A UTF-8 byte order mark is ignored."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Unprocessable("invalid_json", f"body is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    except RecursionError:
+        raise Unprocessable("invalid_json", "body is not JSON the service can read: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and the refusals above
+        raise Unprocessable("invalid_json", f"body is not JSON: {exc}") from None
+
+
 def parse_json_object(delivery: Delivery) -> dict[str, Any]:
     check_size(delivery.body)
-    try:
-        body = json.loads(delivery.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Unprocessable("invalid_json", f"body is not JSON: {exc}") from None
+    body = read_json(delivery.body)
     if not isinstance(body, dict):
         raise Unprocessable("invalid_schema", f"body must be a JSON object, got {type(body).__name__}")
     return body
 
 
+_NUMBER_TEXT = re.compile(r"\s*[-+]?[0-9]+(?:\.[0-9]*)?\s*")
+
+
 def validated(model: type[M], body: dict[str, Any]) -> M:
-    """The typed inbound event of a JSON object, or `invalid_schema` naming each bad field."""
+    """The typed inbound event of a JSON object, or `invalid_schema` naming each bad field.
+
+    Types are checked as JSON has them (strict): `"yes"` is no boolean, `true` no status code and a
+    number no time. Required text must not be blank, and a time must be ISO 8601 text that exists in UTC."""
     try:
-        return model.from_data(body)
+        model.model_validate_json(json.dumps(body), strict=True)
+        event = model.from_data(body)
     except ValidationError as exc:
         raise Unprocessable("invalid_schema", schema_detail(exc)) from None
+    problems = [*_blank_required(event), *_unusable_times(event, body)]
+    if problems:
+        raise Unprocessable("invalid_schema", "; ".join(problems))
+    return event
+
+
+def _blank_required(event: InboundEvent) -> list[str]:
+    return [
+        f"{field.alias or name}: must not be blank"
+        for name, field in type(event).model_fields.items()
+        if field.is_required() and isinstance(value := getattr(event, name), str) and not value.strip()
+    ]
+
+
+def _unusable_times(event: InboundEvent, body: dict[str, Any]) -> list[str]:
+    problems = []
+    for name, field in type(event).model_fields.items():
+        moment = getattr(event, name)
+        if not isinstance(moment, datetime):
+            continue
+        key = field.alias or name
+        sent = body.get(key, body.get(name))
+        if isinstance(sent, str) and _NUMBER_TEXT.fullmatch(sent):
+            problems.append(f"{key}: must be an ISO 8601 time, not a number")
+            continue
+        try:
+            moment.astimezone(UTC) if moment.tzinfo else moment
+        except OverflowError:  # "0001-01-01T00:00:00+14:00": projections read every time in UTC
+            problems.append(f"{key}: no such time in UTC")
+    return problems
 
 
 def inbound_event(delivery: Delivery, stream_id: str, event: InboundEvent, source: str,
@@ -112,9 +177,16 @@ def inbound_event(delivery: Delivery, stream_id: str, event: InboundEvent, sourc
 
 def schema_detail(error: ValidationError) -> str:
     """Where and what, without echoing values (they may carry personal data)."""
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()[:5]]
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {_message(e)}" for e in error.errors()[:5]]
     more = error.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _message(error: Any) -> str:
+    """Pydantic's message, except where a validator of ours put the value in it (an unknown status)."""
+    if isinstance((error.get("ctx") or {}).get("error"), UnknownStatus):
+        return "not a known status text or code 1-6"
+    return str(error["msg"])
 
 
 def describe(exc: BaseException) -> str:

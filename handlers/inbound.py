@@ -1,8 +1,9 @@
 """What every inbound message goes through: build its event, record it, then ack.
 
 A message is acknowledged only after its event is committed or after it was dead-lettered with a
-reason. Failures that may pass (database down, deadlock) are retried with backoff; a message that
-can never succeed goes at once, unchanged, to `ledger.dlx` with `x-ledger-reason`/`x-ledger-detail`.
+reason. Failures that may pass (database down, deadlock) are retried with backoff for as long as
+they last; a message that can never succeed goes at once, unchanged, to `ledger.dlx` with
+`x-ledger-reason`/`x-ledger-detail`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 import structlog
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from faststream.rabbit.message import RabbitMessage
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
 from events.recorded import NewEvent
 from handlers.delivery import Delivery, EventBuilder, Unprocessable, delivery_of, describe
@@ -25,12 +26,11 @@ class InboundHandler:
     """Takes one delivery at a time; the recorder and the transient-failure test are injected."""
 
     def __init__(self, broker: RabbitBroker, recorder: EventRecorder, is_transient: IsTransient,
-                 dead_letters: RabbitExchange, attempts: int) -> None:  # fmt: skip
+                 dead_letters: RabbitExchange) -> None:  # fmt: skip
         self._broker = broker
         self._recorder = recorder
         self._is_transient = is_transient
         self._dead_letters = dead_letters
-        self._attempts = attempts
 
     async def take(self, message: RabbitMessage, build_event: EventBuilder) -> None:
         delivery = delivery_of(message.raw_message)
@@ -49,9 +49,11 @@ class InboundHandler:
             log.info("message.recorded" if new else "message.duplicate", event_type=event.event_type)
 
     async def _record(self, event: NewEvent) -> bool:
+        """Retry a failure that may pass (database down, deadlock) until it passes or the service stops:
+        an outage must not turn good messages into dead letters. The delivery stays unacknowledged
+        meanwhile, so prefetch holds the rest back, and a stop hands it back to RabbitMQ."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(self._is_transient),
-            stop=stop_after_attempt(self._attempts),
             wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
             reraise=True,
             # Debug: in an outage every in-flight message retries; the recorder warns once per failed commit.

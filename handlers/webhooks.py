@@ -7,13 +7,13 @@ import hashlib
 from events import streams
 from events.recorded import NewEvent
 from events.sample_events import WebhookReceived
-from events.webhooks import parse_exact, read_envelope, signature_matches
+from events.webhooks import parse_exact, read_envelope, signature_matches, webhook_type
 from handlers.delivery import Delivery, EventBuilder, Unprocessable, check_size
 
 
 def routing_type(routing_key: str) -> int | None:
     suffix = routing_key.rsplit(".", 1)[-1]
-    return int(suffix) if suffix.isdigit() else None
+    return webhook_type(suffix) if suffix.isascii() and suffix.isdigit() else None
 
 
 def webhook_event_builder(app_key: str | None, app_secret: str | None) -> EventBuilder:
@@ -34,6 +34,8 @@ def webhook_event_builder(app_key: str | None, app_secret: str | None) -> EventB
             parsed = parse_exact(body)
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
             raise Unprocessable("invalid_json", f"body is not JSON: {exc}") from None
+        except RecursionError:
+            raise Unprocessable("invalid_json", "body is not JSON the service can read: nested too deeply") from None
         if not isinstance(parsed, dict):
             raise Unprocessable("invalid_schema", f"webhook body must be a JSON object, got {type(parsed).__name__}")
         envelope = read_envelope(parsed, routing_type(delivery.routing_key))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from aiormq.exceptions import AMQPConnectionError, AuthenticationError, ProbableAuthenticationError
 from faststream import FastStream, StreamMessage
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
@@ -17,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from handlers.delivery import EventBuilder
 from handlers.inbound import InboundHandler
 from handlers.topology import Topology, build_topology
-from service.database import create_engine
+from service.database import create_engine, redacted_amqp
 from service.dispatcher import Dispatcher
-from service.errors import is_transient
+from service.errors import describe, is_transient
 from service.loops import Loop
 from service.read_models import all_projections
 from service.recorder import Recorder
@@ -129,6 +131,11 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
             await service.engine.dispose()
         log.info("service.stopped")
 
+    async def connect_broker() -> None:
+        # First: a refused login ends the start at once, before anything else waits on the broker.
+        await connect_at_start(broker.connect, settings.amqp_url, settings.broker_startup_seconds)
+
+    app.on_startup(connect_broker)
     app.on_startup(start_workers)
     app.on_startup(declare_dead_letters)
     app.after_shutdown(stop_workers)
@@ -136,8 +143,7 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
 
     def inbound() -> InboundHandler:
         assert service.recorder is not None, "workers start before the broker consumes"
-        return InboundHandler(broker, service.recorder, is_transient, topology.dead_letter_exchange,
-                              settings.record_attempts)  # fmt: skip
+        return InboundHandler(broker, service.recorder, is_transient, topology.dead_letter_exchange)
 
     for route in topology.routes.values():
         subscriber = broker.subscriber(
@@ -151,9 +157,39 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
     return service
 
 
+class BrokerUnreachable(AMQPConnectionError):
+    """RabbitMQ could not be reached at start-up within the time allowed."""
+
+
+async def connect_at_start(connect: Callable[[], Awaitable[object]], amqp_url: str, within_seconds: float) -> None:
+    """Connect, retrying an outage (refused connection, unknown host) with backoff and a log line per
+    retry, for at most `within_seconds`. A refused login is not an outage: it is raised at once."""
+    deadline, delay, attempt = time.monotonic() + within_seconds, 0.5, 0
+    while True:
+        attempt += 1
+        try:
+            await connect()
+            return
+        except (AuthenticationError, ProbableAuthenticationError):
+            raise
+        except (AMQPConnectionError, OSError, TimeoutError) as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrokerUnreachable(
+                    f"gave up after {within_seconds:g}s and {attempt} attempt(s); last: {describe(exc)}"
+                ) from None
+            delay = min(delay, left)
+            log.warning("broker.connect_retry", attempt=attempt, next_delay_seconds=round(delay, 2),
+                        broker=redacted_amqp(amqp_url), error=describe(exc))  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 async def _did(report: Awaitable[RelayReport]) -> bool:
+    """Busy (run again at once) only when something went out: a pass that only failed waits a poll,
+    or a broker outage would turn the relay into a hot loop."""
     result = await report
-    return result.published + result.failed > 0
+    return result.published > 0
 
 
 async def keep_body_raw(message: StreamMessage[Any]) -> bytes:

@@ -146,7 +146,10 @@ class Dispatcher:
                                            due_at=schedule["due_at"])  # fmt: skip
         await append_events(conn, [NewEvent.of(
             deferred, stream_id=streams.chatbot_schedule(sample_id, scenario), metadata={"source": "dispatcher"},
-            event_id=decision_id(deferred.type_name, sample_id, scenario, run_no, until.isoformat()),
+            # The due time is part of the decision: when the schedule is moved after a deferral, the
+            # next deferral is a new decision, not a duplicate of the old one (which left it due).
+            event_id=decision_id(deferred.type_name, sample_id, scenario, run_no,
+                                 schedule["due_at"].isoformat(), until.isoformat()),
         )])  # fmt: skip
 
     async def _issue(self, conn: AsyncConnection, schedule: dict[str, Any], run_no: int, context: dict[str, Any],

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from projections.quiet_hours import QuietHours, parse_quiet_hours
+
+POSTGRESQL_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+
+
+def _shown(scheme: str) -> str:
+    """A URL scheme as an error may quote it: only when it looks like one (it could be anything)."""
+    return f"the scheme {scheme!r}" if re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]{0,19}", scheme) else "no readable scheme"
 
 
 class Settings(BaseSettings):
@@ -31,12 +42,53 @@ class Settings(BaseSettings):
     # touching the real topology. Empty in production.
     amqp_prefix: str = ""
     ingest_prefetch: int = Field(default=64, ge=1)
-    record_attempts: int = Field(default=6, ge=1)
     projection_batch_size: int = Field(default=500, ge=1)
     projection_idle_poll_seconds: float = Field(default=0.5, gt=0)
     chatbot_poll_seconds: float = Field(default=1.0, gt=0)
+    # How long `run` keeps trying to reach RabbitMQ at start-up (refused connection, unknown host)
+    # before it gives up; a refused login fails at once.
+    broker_startup_seconds: float = Field(default=30.0, gt=0)
     # A replica can take messages and keep projections without dispatching or relaying chatbot tasks.
     chatbot_dispatch_enabled: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: str) -> str:
+        # The messages never repeat the value: it may carry a password.
+        expected = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+        if not value.strip():
+            raise ValueError(f"DATABASE_URL is empty; {expected}")
+        if "://" not in value:
+            raise ValueError(f"DATABASE_URL is not a URL; {expected}")
+        scheme = value.split("://", 1)[0]
+        if scheme not in POSTGRESQL_SCHEMES:
+            raise ValueError(f"DATABASE_URL has {_shown(scheme)}, not PostgreSQL's; {expected}")
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError, TypeError):
+            raise ValueError(f"DATABASE_URL cannot be read (is the port a number?); {expected}") from None
+        if not url.database:
+            raise ValueError(f"DATABASE_URL names no database; {expected}")
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        expected = "expected amqp://USER:PASSWORD@HOST[:PORT]/[VHOST] (or amqps://)"
+        if not value.strip():
+            raise ValueError(f"AMQP_URL is empty; {expected}")
+        if "://" not in value:
+            raise ValueError(f"AMQP_URL is not a URL; {expected}")
+        parts = urlsplit(value)
+        if parts.scheme not in ("amqp", "amqps"):
+            raise ValueError(f"AMQP_URL has {_shown(parts.scheme)}; {expected}")
+        try:
+            parts.port  # noqa: B018 (reading it checks it)
+        except ValueError:
+            raise ValueError(f"AMQP_URL has a port that is not a number; {expected}") from None
+        if not parts.hostname:
+            raise ValueError(f"AMQP_URL names no host; {expected}")
+        return value
 
     @field_validator("log_format")
     @classmethod

@@ -157,7 +157,6 @@ def settings(database_url: str, amqp_url: str, amqp_prefix: str) -> Settings:
         amqp_url=amqp_url,
         amqp_prefix=amqp_prefix,
         projection_idle_poll_seconds=0.05,
-        record_attempts=3,
         log_format="console",
     )
 

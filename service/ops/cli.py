@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -13,71 +14,130 @@ from pydantic import ValidationError
 
 from service.database import redacted
 from service.logging import configure_logging
-from service.ops.explain import explain_sample
+from service.ops.explain import explain_document, explain_sample
 from service.ops.failures import CommandFailed, reason_for
-from service.ops.maintenance import list_projections, rebuild_projection
+from service.ops.maintenance import list_projections, projection_named, projection_rows, rebuild_one
+from service.ops.output import Progress, print_json
 from service.read_models import all_projections
 from service.settings import Settings
 
 log = structlog.get_logger("sample_ledger.cli")
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than `minimum` (a usage error otherwise, exit 2)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {number}")
+        return number
+
+    parse.__name__ = "number"  # argparse names the type in its messages
+    return parse
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log at LOG_LEVEL (operator commands other than `run` log only warnings and errors by default)",
+    )
+    return common
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the text report")
+
+
 def _parser() -> argparse.ArgumentParser:
+    common = _common()
     parser = argparse.ArgumentParser(
         prog="sample-ledger",
         description="Event-sourced ledger of TikTok Shop affiliate samples and their chatbot follow-ups. "
         "Configuration comes from the environment (DATABASE_URL, AMQP_URL, ...; see README).",
+        parents=[common],
     )
+    parser.set_defaults(verbose=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "migrate",
         help="create the database if missing and upgrade its schema to the latest",
         description="Create the database named by DATABASE_URL when it does not exist, then "
         "apply every pending migration. Safe when several replicas run it at once.",
+        parents=[common],
     )
     commands.add_parser(
         "run",
         help="run the service until SIGTERM/SIGINT, then stop gracefully",
         description="Consume the ledger exchanges, record events, keep projections up to date. "
-        "On SIGTERM/SIGINT: stop taking messages, finish in-flight ones, ack nothing unfinished.",
+        "On SIGTERM/SIGINT: stop taking messages, finish in-flight ones, ack nothing unfinished. "
+        "At start a refused RabbitMQ login fails at once; an unreachable broker is retried, each retry "
+        "logged, for BROKER_STARTUP_SECONDS (30).",
+        parents=[common],
     )
     demo = commands.add_parser(
         "demo",
         help="publish the bundled example messages to a running service and show what came out",
         description="A newcomer's first look: publishes examples/*.json to ledger.ingest (and one invalid "
         "message, to show dead-lettering) for a service started with `sample-ledger run`, waits for the "
-        "projections, and prints what they now say. Safe to run twice: the message ids are fixed.",
+        "projections, and prints every demo sample with its id and the `sample-ledger explain` command to try "
+        "next. Safe to run twice: the message ids are fixed, and the invalid message is not sent again while "
+        "its dead letter is in ledger.dead. Progress goes to stderr.",
+        parents=[common],
     )
-    demo.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the projections (30)")
-    commands.add_parser(
+    demo.add_argument(
+        "--wait", type=float, default=30.0, metavar="SECONDS", help="seconds to wait for the projections (30)"
+    )
+    status = commands.add_parser(
         "status",
         help="consumers, projection lag, outbox backlog, dead letters, oldest open transaction",
-        description="One screen for operators. Parts that cannot be reached say so instead of failing.",
+        description="One screen for operators. Parts that cannot be reached say so instead of failing; "
+        "exits 1 when the broker or the database cannot be reached.",
+        parents=[common],
     )
+    _json_option(status)
     explain = commands.add_parser(
         "explain",
         help="the whole story of one sample: events, status changes, schedules, tasks and why",
-        description="Everything recorded about one sample, in order, with the reasons for what was and was not sent.",
+        description="Everything recorded about one sample, in order, with the reasons for what was and was not "
+        "sent: stale observations are marked as ignored, and a status change that scheduled nothing names the rule.",
+        parents=[common],
     )
     explain.add_argument("sample", metavar="SAMPLE", help="a sample id, or REGION/PRODUCT_ID/CREATOR")
+    _json_option(explain)
     dead = commands.add_parser(
         "dead-letters",
         help="inspect and replay dead letters",
         description="Inspect and replay the messages in ledger.dead.",
+        parents=[common],
     )
     dead_commands = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
     listing = dead_commands.add_parser(
         "list",
         help="dead letters with their reasons; the queue is left as it was",
         description="Show dead letters with reason, detail and origin. They stay in the queue.",
+        parents=[common],
     )
-    listing.add_argument("--limit", type=int, default=50, help="most messages to show (50)")
+    listing.add_argument(
+        "--limit", type=_at_least(1), default=50, metavar="N", help="most messages to show, 1 or more (50)"
+    )
+    _json_option(listing)
     replay = dead_commands.add_parser(
         "replay",
         help="send chosen dead letters back to where they came from",
         description="Republish chosen dead letters, unchanged and with their message id, to the exchange "
         "and routing key they came from; each leaves ledger.dead only after the broker confirmed it. "
-        "With neither --id nor --reason, every dead letter (up to --limit) is replayed.",
+        "Choose them with --id and/or --reason, or every one with --all. Exits 1, after replaying what "
+        "matched, when an --id or --reason matched no dead letter.",
+        parents=[common],
     )
     replay.add_argument(
         "--id",
@@ -86,45 +146,78 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="a message id as `dead-letters list` shows it (repeatable)",
     )
-    replay.add_argument("--reason", help="only dead letters with this x-ledger-reason, e.g. handler_error")
-    replay.add_argument("--limit", type=int, default=1000, help="most messages to replay (1000)")
+    replay.add_argument("--reason", metavar="R", help="only dead letters with this x-ledger-reason, e.g. handler_error")
+    replay.add_argument("--all", action="store_true", help="every dead letter (up to --limit); not with --id/--reason")
+    replay.add_argument("--dry-run", action="store_true", help="list what would be replayed; change nothing")
+    replay.add_argument("--limit", type=_at_least(1), default=1000, metavar="N", help="most messages to replay (1000)")
+    replay.set_defaults(usage_error=replay.error)  # for `_check`: the message then shows this usage
     health = commands.add_parser(
         "health",
         help="exit 0 when broker, consumers, database and projection lag are fine",
         description="For container probes: checks the broker is reachable and every inbound queue has a "
         "consumer, the database is reachable, and no projection is more than --max-lag events behind. "
         "Prints one line per check; exits 1 when any fails.",
+        parents=[common],
     )
-    health.add_argument("--max-lag", type=int, default=10_000, help="most events a projection may trail (10000)")
+    health.add_argument(
+        "--max-lag",
+        type=_at_least(0),
+        default=10_000,
+        metavar="N",
+        help="most events a projection may trail, 0 or more (10000)",
+    )
     projections = commands.add_parser(
-        "projections", help="projection maintenance", description="Projection maintenance."
+        "projections", help="projection maintenance", description="Projection maintenance.", parents=[common]
     )
     projection_commands = projections.add_subparsers(dest="projection_command", required=True, metavar="ACTION")
     rebuild = projection_commands.add_parser(
         "rebuild",
         help="rebuild one projection from the log",
         description="Empty the projection's tables and apply the whole log again. Derived events are not "
-        "appended twice and no chatbot task is re-emitted.",
+        "appended twice and no chatbot task is re-emitted. Says how many of the log's events it applied "
+        "(only its own types); progress goes to stderr.",
+        parents=[common],
     )
     which = rebuild.add_mutually_exclusive_group(required=True)
     which.add_argument("name", nargs="?", help="projection name (see `sample-ledger projections list`)")
     which.add_argument("--all", action="store_true", help="rebuild every projection, one after another")
-    projection_commands.add_parser(
+    listing = projection_commands.add_parser(
         "list",
         help="list projections with their checkpoints",
-        description="List projections, their tables and checkpoints.",
+        description="List projections, their checkpoints and tables, after a header line.",
+        parents=[common],
     )
+    _json_option(listing)
     return parser
+
+
+def _check(args: argparse.Namespace) -> None:
+    """What argparse cannot say by itself: usage errors, exit 2."""
+    if args.command == "dead-letters" and args.dead_command == "replay":
+        if args.all and (args.ids or args.reason is not None):
+            args.usage_error("--all replays every dead letter; do not combine it with --id or --reason")
+        if not (args.all or args.ids or args.reason is not None):
+            args.usage_error("choose the dead letters with --id and/or --reason, or every one with --all")
+
+
+def _log_level(settings: Settings, args: argparse.Namespace) -> str:
+    """`run` logs at LOG_LEVEL; the operator commands only warnings and errors unless --verbose, so
+    their log lines do not interleave with what they print."""
+    if args.command == "run" or args.verbose:
+        return settings.log_level
+    configured = logging.getLevelName(settings.log_level.upper())
+    return settings.log_level if isinstance(configured, int) and configured > logging.WARNING else "WARNING"
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    _check(args)
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
         _fail(f"invalid configuration: {problems} (see README, Configuration)")
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, _log_level(settings, args))
     handlers: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "migrate": _migrate,
         "run": _run,
@@ -144,6 +237,13 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         _fail(reason_for(exc, settings))
     sys.exit(code)
+
+
+def _problem(location: tuple[int | str, ...], message: str) -> str:
+    """One setting's problem, named by its variable (pydantic never gets to quote the value here)."""
+    variable = ".".join(map(str, location)).upper()
+    message = message.removeprefix("Value error, ")
+    return message if message.startswith(variable) else f"{variable}: {message}"
 
 
 def _fail(reason: str) -> None:
@@ -178,20 +278,27 @@ async def _run(settings: Settings, _: argparse.Namespace) -> int:
 async def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from service.ops.demo import run_demo  # imported here so that `--help` does not load FastStream
 
-    return await run_demo(settings, wait_seconds=args.wait)
+    return await run_demo(settings, wait_seconds=args.wait, progress=Progress())
 
 
-async def _status(settings: Settings, _: argparse.Namespace) -> int:
-    from service.ops.status import status_report  # imported here so that `--help` does not load FastStream
+async def _status(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here so that `--help` does not load FastStream.
+    from service.ops.status import status_document, status_lines
 
-    lines = await status_report(settings)
-    for line in lines:
-        print(line)
+    document = await status_document(settings)
+    if args.json:
+        print_json(document)
+    else:
+        for line in status_lines(document, settings):
+            print(line)
     # The report shows what it can; an unreachable broker or database still makes the command fail.
-    return 1 if any("cannot reach" in line for line in lines) else 0
+    return 0 if document["ok"] else 1
 
 
 async def _explain(settings: Settings, args: argparse.Namespace) -> int:
+    if args.json:
+        print_json(await explain_document(settings, args.sample))
+        return 0
     for line in await explain_sample(settings, args.sample):
         print(line)
     return 0
@@ -199,14 +306,27 @@ async def _explain(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here so that `--help` does not load FastStream.
-    from service.ops.dead_letters import list_dead_letters, replay_dead_letters
+    from service.ops.dead_letters import dead_letters_document, list_dead_letters, replay
 
     if args.dead_command == "list":
-        for line in await list_dead_letters(settings, args.limit):
-            print(line)
+        if args.json:
+            print_json(await dead_letters_document(settings, args.limit))
+        else:
+            for line in await list_dead_letters(settings, args.limit):
+                print(line)
         return 0
-    replayed, left = await replay_dead_letters(settings, args.ids, args.reason, args.limit)
-    print(f"replayed {replayed} dead letter(s); {left} left in the dead-letter queue")
+    done = await replay(settings, args.ids, args.reason, args.limit, dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"would replay {len(done.chosen)} of the {done.waiting} dead letter(s) in {done.queue} (dry run: "
+              "nothing was sent or removed)")  # fmt: skip
+        for letter in done.chosen:
+            print(letter.line())
+    else:
+        print(f"replayed {done.replayed} dead letter(s); {done.left} left in the dead-letter queue")
+    if unmatched := done.unmatched(args.ids, args.reason):
+        raise CommandFailed(
+            f"no dead letter in {done.queue} matched {unmatched} (see `sample-ledger dead-letters list`)"
+        )
     return 0
 
 
@@ -221,13 +341,19 @@ async def _health(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _projections(settings: Settings, args: argparse.Namespace) -> int:
     if args.projection_command == "list":
-        for line in await list_projections(settings):
-            print(line)
+        if args.json:
+            print_json(await projection_rows(settings))
+        else:
+            for line in await list_projections(settings):
+                print(line)
         return 0
     names = [p.name for p in all_projections(settings)] if args.all else [args.name]
-    for name in names:
-        applied = await rebuild_projection(settings, name)
-        print(f"projection {name} rebuilt: {applied} events applied")
+    progress = Progress()
+    for number, name in enumerate(names, 1):
+        projection_named(settings, name)  # an unknown name fails before anything is emptied
+        async with progress.ticking(f"rebuilding projection {name} [{number}/{len(names)}]"):
+            rebuilt = await rebuild_one(settings, name)
+        print(rebuilt.line())
     return 0
 
 

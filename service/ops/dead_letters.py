@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -159,6 +159,37 @@ async def list_dead_letters(settings: Settings, limit: int = 50) -> list[str]:
     return [f"{waiting} dead letter(s) in {name}{shown}:", *(letter.line() for letter in letters)]
 
 
+async def dead_letters_document(settings: Settings, limit: int = 50) -> dict[str, Any]:
+    """`dead-letters list --json`: the same letters as one document; the queue is left as it was."""
+    name, waiting, letters = await peek_dead_letters(settings, limit)
+    return {"queue": name, "waiting": waiting, "letters": [asdict(letter) for letter in letters]}
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a replay (or a dry run) did: the letters it chose and, of those, how many went back."""
+
+    queue: str
+    waiting: int  # in the queue when it began
+    chosen: list[DeadLetter]
+    replayed: int
+
+    @property
+    def left(self) -> int:
+        return self.waiting - self.replayed
+
+    def unmatched(self, ids: list[str] | None, reason: str | None) -> str | None:
+        """The filters that matched no dead letter, as they were given on the command line."""
+        found = {letter.id for letter in self.chosen}
+        with_reason = f" with --reason {reason}" if reason is not None else ""
+        if ids:
+            missing = [i for i in dict.fromkeys(ids) if i not in found]
+            return " ".join(f"--id {i}" for i in missing) + with_reason if missing else None
+        if reason is not None and not self.chosen:
+            return f"--reason {reason}"
+        return None
+
+
 def _chosen(letter: DeadLetter, ids: set[str], reason: str | None) -> bool:
     """Every filter given must match; with none, every letter is chosen."""
     return (not ids or letter.id in ids) and (reason is None or letter.reason == reason)
@@ -228,7 +259,17 @@ async def replay_dead_letters(
     If the connection drops between the confirm and the ack, the message is both replayed and still
     dead-lettered; replaying it again is harmless because it keeps its message id and the service
     records one event per id."""
+    done = await replay(settings, ids, reason, limit)
+    return done.replayed, done.left
+
+
+async def replay(
+    settings: Settings, ids: list[str] | None, reason: str | None, limit: int, dry_run: bool = False
+) -> Replay:
+    """`replay_dead_letters`, saying which letters were chosen. With `dry_run` nothing is published
+    and every letter is given back: `chosen` is what a replay would have sent (up to `limit`)."""
     wanted = set(ids or ())
+    chosen: list[DeadLetter] = []
     replayed = 0
     async with _dead_letter_queue(settings) as (connection, queue):
         waiting = queue.declaration_result.message_count or 0
@@ -236,12 +277,16 @@ async def replay_dead_letters(
         try:
             # Bounded by the count at the start: letters arriving meanwhile wait for the next replay.
             for _ in range(waiting):
-                if replayed >= limit or (message := await queue.get(no_ack=False, fail=False)) is None:
+                counted = len(chosen) if dry_run else replayed
+                if counted >= limit or (message := await queue.get(no_ack=False, fail=False)) is None:
                     break
                 letter = read_dead_letter(message)
-                if _chosen(letter, wanted, reason) and await publisher.republish(message, letter):
+                if not _chosen(letter, wanted, reason):
+                    continue
+                chosen.append(letter)
+                if not dry_run and await publisher.republish(message, letter):
                     await message.ack()
                     replayed += 1
         finally:
             await _give_back(queue)
-    return replayed, waiting - replayed
+    return Replay(queue.name, waiting, chosen, replayed)

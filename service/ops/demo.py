@@ -2,7 +2,9 @@
 service, wait until it has taken them, and show what came out and where to look next.
 
 Every message keeps a fixed message id (`demo-<file stem>`), so running the demo again records
-nothing twice; only the invalid message is dead-lettered again, as any resent poison would be.
+nothing twice. The invalid message is published only while no dead letter with its id
+(`demo-invalid`) is in the dead-letter queue, so the demo adds it there once; once it is replayed or
+purged, the next run sends it again.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from handlers.topology import Route, build_topology
 from projections.crawl_reading import read_crawl_batch
 from service.database import create_engine, redacted
 from service.ops.dead_letters import DeadLetter, peek_dead_letters
-from service.ops.demo_summary import summary_lines
+from service.ops.demo_summary import sample_to_explain, summary_lines
 from service.ops.failures import CommandFailed
+from service.ops.output import Progress, Silent
+from service.ops.status import projection_progress
+from service.read_models import all_projections
 from service.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -37,11 +42,6 @@ POLL_SECONDS = 0.25
 DEAD_LETTER_SCAN = 1000
 
 BATCHES_TAKEN = text("SELECT count(*) FROM projections.crawl_batches WHERE message_id = ANY(:ids)")
-# Projections other than the samples one (chatbot schedules) follow a moment later.
-CAUGHT_UP = text("""
-    SELECT coalesce((SELECT min(position) FROM projections.checkpoints), 0)
-        >= coalesce((SELECT max(position) FROM eventstore.events), 0)
-""")
 
 
 @dataclass(frozen=True)
@@ -113,17 +113,36 @@ async def _taken(engine: AsyncEngine, batch_ids: list[str]) -> int:
         return int((await conn.execute(BATCHES_TAKEN, {"ids": batch_ids})).scalar_one())
 
 
-async def _caught_up(engine: AsyncEngine) -> bool:
+async def _behind(engine: AsyncEngine, settings: Settings) -> int:
+    """Events the projections have still to apply, counted as `status` counts them (in the runner's
+    order: comparing positions alone can wait for ever). Projections other than the samples one
+    (chatbot schedules) follow a moment after the batches were taken."""
     async with engine.connect() as conn:
-        return bool((await conn.execute(CAUGHT_UP)).scalar_one())
+        rows = await projection_progress(conn, [p.name for p in all_projections(settings)])
+    return sum(int(row["lag"]) for row in rows)
 
 
-async def _show_tables(settings: Settings, batches: list[DemoMessage], deadline: float, waited: float) -> list[str]:
+@dataclass(frozen=True)
+class Shown:
+    lines: list[str]
+    explain: str | None  # the sample id to suggest to `sample-ledger explain`
+
+
+async def _show_tables(
+    settings: Settings, batches: list[DemoMessage], deadline: float, waited: float, progress: Progress
+) -> Shown:
     batch_ids = [b.message_id for b in batches]
     engine = create_engine(settings.database_url, pool_size=1)
 
     async def all_taken() -> bool:
-        return await _taken(engine, batch_ids) == len(batch_ids)
+        taken = await _taken(engine, batch_ids)
+        progress.update(f"waiting for the service: {taken} of {len(batch_ids)} demo batches recorded")
+        return taken == len(batch_ids)
+
+    async def caught_up() -> bool:
+        behind = await _behind(engine, settings)
+        progress.update(f"waiting for the projections to catch up: {behind} event(s) to apply")
+        return behind == 0
 
     try:
         if not await _poll(all_taken, deadline):
@@ -132,27 +151,35 @@ async def _show_tables(settings: Settings, batches: list[DemoMessage], deadline:
                 f"the service recorded {taken} of {len(batch_ids)} demo batches within {waited:g}s: is it using "
                 f"DATABASE_URL={redacted(settings.database_url)}? Its log says more"
             )
-        await _poll(lambda: _caught_up(engine), deadline)  # best effort: show what is there by the deadline
+        await _poll(caught_up, deadline)  # best effort: show what is there by the deadline
+        samples = sample_ids_of(batches)
         async with engine.connect() as conn:
-            return await summary_lines(conn, batch_ids, sample_ids_of(batches))
+            return Shown(await summary_lines(conn, batch_ids, samples), await sample_to_explain(conn, samples))
     finally:
+        progress.done()
         await engine.dispose()
 
 
-async def _demo_dead_letters(settings: Settings, deadline: float) -> list[DeadLetter]:
+async def _demo_dead_letters(settings: Settings, deadline: float, progress: Progress | None = None) -> list[DeadLetter]:
+    """The dead letters with the invalid message's id, polled until `deadline` (once, when it has passed)."""
+    progress = progress or Silent()
     found: list[DeadLetter] = []
 
     async def probe() -> bool:
+        progress.update(f"waiting for {INVALID_ID} in the dead-letter queue")
         _, _, letters = await peek_dead_letters(settings, DEAD_LETTER_SCAN)
         found[:] = [letter for letter in letters if letter.id == INVALID_ID]
         return bool(found)
 
-    await _poll(probe, deadline)
+    try:
+        await _poll(probe, deadline)
+    finally:
+        progress.done()
     return found
 
 
-def _next_steps(settings: Settings) -> list[str]:
-    return [
+def _next_steps(settings: Settings, sample_id: str | None) -> list[str]:
+    steps = [
         "",
         f'Next: psql "{redacted(settings.database_url)}" and look around, for example',
         "  SELECT platform_creator_username, product_name, status, content_count FROM projections.samples;",
@@ -160,24 +187,44 @@ def _next_steps(settings: Settings) -> list[str]:
         "  SELECT position, event_type, metadata->>'message_id' FROM eventstore.events ORDER BY position;",
         "Dead letters: `sample-ledger dead-letters list`. Running the demo again records nothing twice.",
     ]
+    if sample_id is not None:
+        steps += ["The whole story of one sample, with why each message was or was not sent:",
+                  f"  sample-ledger explain {sample_id}"]  # fmt: skip
+    return steps
 
 
-async def run_demo(settings: Settings, out: Callable[[str], None] = print, wait_seconds: float = 30) -> int:
+async def run_demo(
+    settings: Settings, out: Callable[[str], None] = print, wait_seconds: float = 30, progress: Progress | None = None
+) -> int:
+    progress = progress or Silent()
     batches = example_batches()
-    route = await publish_demo(settings, [*batches, DemoMessage(INVALID_ID, b"not json", "text/plain")])
+    route = await publish_demo(settings, batches)
+    # Once only: a dead letter with the invalid message's id is already there from an earlier run.
+    dead = await _demo_dead_letters(settings, time.monotonic())
+    sent, earlier = "", ""
+    if dead:
+        earlier = f"; {INVALID_ID} is already in {dead_queue(settings)} from an earlier run, so it is not sent again"
+    else:
+        await publish_demo(settings, [DemoMessage(INVALID_ID, b"not json", "text/plain")])
+        sent = "and 1 invalid message "
     out(
-        f"Published {len(batches)} example crawl batches and 1 invalid message to {route.exchange.name} "
-        f"(routing key {route.routing_key}); waiting for the service..."
+        f"Published {len(batches)} example crawl batches {sent}to {route.exchange.name} "
+        f"(routing key {route.routing_key}){earlier}; waiting for the service..."
     )
     deadline = time.monotonic() + wait_seconds
-    for line in await _show_tables(settings, batches, deadline, wait_seconds):
+    shown = await _show_tables(settings, batches, deadline, wait_seconds, progress)
+    for line in shown.lines:
         out(line)
-    dead = await _demo_dead_letters(settings, deadline)
+    dead = dead or await _demo_dead_letters(settings, deadline, progress)
     if dead:
-        earlier = f" (and {len(dead) - 1} from earlier demo runs)" if len(dead) > 1 else ""
-        out(f"{build_topology(settings.amqp_prefix).dead_letter_queue.name}: {dead[0].line()}{earlier}")
+        more = f" (and {len(dead) - 1} more from earlier demo runs)" if len(dead) > 1 else ""
+        out(f"{dead_queue(settings)}: {dead[0].line()}{more}")
     else:
         out(f"the invalid message {INVALID_ID} did not show up among the dead letters within {wait_seconds:g}s")
-    for line in _next_steps(settings):
+    for line in _next_steps(settings, shown.explain):
         out(line)
     return 0
+
+
+def dead_queue(settings: Settings) -> str:
+    return build_topology(settings.amqp_prefix).dead_letter_queue.name

@@ -19,13 +19,23 @@ STATUSES = text("""
     SELECT status, count(*) FROM projections.samples WHERE sample_id = ANY(:sample_ids)
     GROUP BY status ORDER BY count(*) DESC, status
 """)
-# One sample of each status: a few rows that show the variety rather than the first few of one kind.
+# Every demo sample with its id (the key `sample-ledger explain` takes), grouped by status.
 SAMPLE_ROWS = text("""
-    SELECT DISTINCT ON (status) coalesce(platform_creator_username, platform_creator_id),
+    SELECT sample_id, coalesce(platform_creator_username, platform_creator_id),
            coalesce(product_name, 'product ' || platform_product_id), status, content_count
     FROM projections.samples WHERE sample_id = ANY(:sample_ids)
-    ORDER BY status, content_count DESC, platform_creator_username
+    ORDER BY status, content_count DESC NULLS LAST, platform_creator_username, sample_id
 """)
+# The sample with the most to tell: chatbot schedules first, then status changes.
+MOST_TO_EXPLAIN = text("""
+    SELECT s.sample_id FROM projections.samples s WHERE s.sample_id = ANY(:sample_ids)
+    ORDER BY (SELECT count(*) FROM projections.chatbot_schedules c WHERE c.sample_id = s.sample_id) DESC,
+             (SELECT count(*) FROM projections.sample_status_history h WHERE h.sample_id = s.sample_id) DESC,
+             s.sample_id
+    LIMIT 1
+""")
+# Sample rows the demo prints before it says how many more there are.
+SHOWN_SAMPLES = 20
 COUNTS = text("""
     SELECT (SELECT count(*) FROM projections.sample_contents WHERE sample_id = ANY(:sample_ids)),
            (SELECT count(*) FROM projections.sample_status_history WHERE sample_id = ANY(:sample_ids))
@@ -65,11 +75,20 @@ async def _sample_lines(conn: AsyncConnection, ids: dict[str, list[str]]) -> lis
     statuses = (await conn.execute(STATUSES, ids)).all()
     total = sum(count for _, count in statuses)
     lines = [f"projections.samples: {total} sample(s) ({_tally(statuses)})"]
-    lines.append(f"  {'creator':<22} {'product':<40} {'status':<16} contents")
-    for creator, product, status, contents in (await conn.execute(SAMPLE_ROWS, ids)).all():
+    lines.append(f"  {'sample id':<36} {'creator':<22} {'product':<32} {'status':<16} contents")
+    rows = (await conn.execute(SAMPLE_ROWS, ids)).all()
+    for sample_id, creator, product, status, contents in rows[:SHOWN_SAMPLES]:
         shown = "unknown" if contents is None else contents  # null: no collector has opened the drawer yet
-        lines.append(f"  {_cut(creator, 22):<22} {_cut(product, 40):<40} {status:<16} {shown}")
+        lines.append(f"  {sample_id:<36} {_cut(creator, 22):<22} {_cut(product, 32):<32} {status or '-':<16} {shown}")
+    if len(rows) > SHOWN_SAMPLES:
+        lines.append(f"  and {len(rows) - SHOWN_SAMPLES} more")
     return lines
+
+
+async def sample_to_explain(conn: AsyncConnection, sample_ids: list[str]) -> str | None:
+    """The demo sample with the most to tell (`sample-ledger explain` suggests it), None without any."""
+    found = (await conn.execute(MOST_TO_EXPLAIN, {"sample_ids": sample_ids})).scalar_one_or_none()
+    return None if found is None else str(found)
 
 
 def _when_due(due: datetime) -> str:

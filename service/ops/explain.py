@@ -1,13 +1,16 @@
 """`sample-ledger explain SAMPLE`: the whole story of one sample, from the projections and the log.
 
 What the sample is now, how its status moved, what content it has, every event that mentions it, and
-what the chatbot did about it and why. Read-only: six set queries, whatever the sample's history.
+what the chatbot did about it and why, including why nothing happened: a stale observation is marked
+as ignored, and a status change that scheduled no message names the rule. Read-only: six set
+queries, whatever the sample's history.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +37,11 @@ from events.sample_events import (
     StatusReported,
     WebhookReceived,
 )
+from events.statuses import Status
 from projections import chatbot_rules as rules
+from projections.crawl_reading import read_crawl_batch
+from projections.sample_inputs import read_status_report, read_webhook
+from projections.sample_state import Observation
 from service.database import create_engine
 from service.ops.failures import CommandFailed
 from service.settings import Settings
@@ -59,7 +66,8 @@ _FIND = text("""
     ORDER BY sample_id
 """)
 _HISTORY = text("""
-    SELECT from_status, to_status, observed_at, source, regression FROM projections.sample_status_history
+    SELECT from_status, to_status, observed_at, source, regression, event_position
+    FROM projections.sample_status_history
     WHERE sample_id = :id ORDER BY observed_at, event_position, seq
 """)
 _CONTENTS = text("""
@@ -78,7 +86,9 @@ _TASKS = text("""
 """)
 # One UNION branch per way an event can name the sample, each on an index: its derived stream; the
 # inbound messages whose observations changed it (status history, last change, joined webhooks, causes
-# of derived events); the chatbot's decisions and each of its tasks' streams; its creator's opt-outs.
+# of derived events); the chatbot's decisions and each of its tasks' streams; its creator's opt-outs;
+# status reports on its product, stale ones included (those about another creator are dropped after
+# reading them, in `observation_notes`).
 # Stream prefixes and type names come in as parameters from `events`, their one home.
 _EVENTS = text("""
     WITH derived AS (SELECT metadata FROM eventstore.events WHERE stream_id = :sample_stream),
@@ -93,6 +103,9 @@ _EVENTS = text("""
               WHERE e.event_id IN (SELECT CAST(metadata->>'causation_id' AS uuid) FROM derived)
         UNION SELECT position FROM eventstore.events
               WHERE event_type IN (:task_issued, :dispatch_deferred) AND data->>'sample_id' = :id
+        UNION SELECT position FROM eventstore.events
+              WHERE event_type = :status_reported
+                AND coalesce(data->>'platformProductId', data->>'platform_product_id') = :product
         UNION SELECT e.position FROM eventstore.events e JOIN tasks t ON e.stream_id IN (
               :task_prefix || t.task_id, :publication_prefix || t.task_id, :retry_prefix || t.task_id))
     SELECT e.position, e.recorded_at, e.event_type, e.data, e.metadata
@@ -100,9 +113,11 @@ _EVENTS = text("""
 """)
 
 
-def event_parameters(sample_id: str, creator: str) -> dict[str, str]:
+def event_parameters(sample_id: str, creator: str, product: str = "") -> dict[str, str]:
     return {
         "id": sample_id,
+        "product": product,
+        "status_reported": StatusReported.type_name,
         "sample_stream": streams.sample(sample_id),
         "creator_stream": streams.creator(creator),
         "task_prefix": streams.CHATBOT_TASK,
@@ -239,68 +254,280 @@ def _reason(reason: str | None) -> str:
     return f" ({reason})" if reason else ""
 
 
-def event_lines(events: Sequence[Row]) -> list[str]:
+@dataclass(frozen=True)
+class StatusSeen:
+    """A status observation of this sample that an inbound event carried."""
+
+    position: int
+    status: str
+    observed_at: datetime
+
+
+def _observed(row: Row, sid: str) -> StatusSeen | None:
+    """What status an inbound event observed for this sample, and when (None: it observed none)."""
+    meta: Mapping[str, Any] = row["metadata"] or {}
+    received = meta.get("received_at")
+    received_at = datetime.fromisoformat(received) if received else row["recorded_at"]
+    try:
+        event = event_from_data(row["event_type"], row["data"])
+        observations: list[Observation] = []
+        match event:
+            case CrawlBatchRecorded():
+                observations = read_crawl_batch(event, received_at).observations
+            case StatusReported():
+                observations = [read_status_report(event)]
+            case WebhookReceived():
+                webhook = read_webhook(event, received_at)
+                if webhook.change is not None and webhook.change.status is not None:
+                    return StatusSeen(row["position"], webhook.change.status, webhook.observed_at)
+    except Exception:  # an operator tool explains what it can read; `event_lines` says what it cannot
+        return None
+    mine = [o for o in observations if o.sample_id == sid and o.status is not None]
+    return StatusSeen(row["position"], str(mine[0].status), mine[0].observed_at) if mine else None
+
+
+def observation_notes(events: Sequence[Row], history: Sequence[Row], sid: str) -> dict[int, str | None]:
+    """Per inbound event that observed a status of this sample: None when it was applied, else why it
+    was ignored. An observation older than the newest one already applied is stale (docs/domain.md,
+    "Ordering"); the note names that newer observation. Status reports about the product's other
+    samples are left out (the map has no entry for them).
+
+    The newest applied observation is followed through the listed events; a crawl that saw the sample
+    unchanged is not listed, so a stale observation is also recognised by what did not happen: it
+    named another status than the sample had, and no status change came of it."""
+    changed_at = {h["event_position"] for h in history}
+    moves = sorted((h["event_position"], h["to_status"]) for h in history)
+    notes: dict[int, str | None] = {}
+    newest: StatusSeen | None = None
+    for row in events:
+        seen = _observed(row, sid)
+        if seen is None:
+            continue
+        before = [to for position, to in moves if position < seen.position]
+        status_then = before[-1] if before else None
+        stale = newest is not None and seen.observed_at < newest.observed_at
+        if not stale and seen.position not in changed_at and status_then not in (None, seen.status):
+            stale = True  # another status, and nothing changed: a newer observation had been applied
+        if not stale:
+            notes[seen.position] = None
+            if newest is None or seen.observed_at >= newest.observed_at:
+                newest = seen
+            continue
+        winner = "a newer observation not listed here (a crawl that saw the sample unchanged)"
+        if newest is not None and newest.observed_at > seen.observed_at:
+            winner = f"{newest.status} observed {when(newest.observed_at)} (#{newest.position})"
+        notes[seen.position] = (
+            f"IGNORED (stale): {seen.status} observed {when(seen.observed_at)} is older than the observation "
+            f"that wins: {winner}"
+        )
+    return notes
+
+
+def event_said(e: Row) -> str:
+    try:
+        return describe_event(event_from_data(e["event_type"], e["data"]), e["metadata"])
+    except (UnknownEventType, ValidationError) as exc:  # an operator tool shows what it cannot read
+        return f"{e['event_type']} (unreadable here: {type(exc).__name__})"
+
+
+def event_lines(events: Sequence[Row], notes: Mapping[int, str | None] | None = None) -> list[str]:
     lines = ["Events that mention it (log order)"]
     for e in events:
-        try:
-            said = describe_event(event_from_data(e["event_type"], e["data"]), e["metadata"])
-        except (UnknownEventType, ValidationError) as exc:  # an operator tool shows what it cannot read
-            said = f"{e['event_type']} (unreadable here: {type(exc).__name__})"
+        note = (notes or {}).get(e["position"])
+        said = event_said(e) + (f"  {note}" if note else "")
         lines.append(f"  #{e['position']:<6} {when(e['recorded_at'])}  {said}")
-    lines.append("  (inbound messages are listed when they changed the sample; a crawl that saw it unchanged is not)")
+    lines.append("  (inbound messages are listed when they changed the sample, status reports always; a crawl that saw "
+                 "it unchanged is not)")  # fmt: skip
     return lines
 
 
-def schedule_lines(schedules: Sequence[Row], region: str) -> list[str]:
+ONE_SHOT = {str(status): str(scenario) for status, scenario in rules.ONE_SHOT_STATUSES.items()}
+
+
+def why_no_schedule(history: Sequence[Row], sample: Row) -> list[str]:
+    """Why no status change so far scheduled a chatbot message, one reason per change (the rules of
+    `projections/chatbot_rules.py`, docs/domain.md "Scenarios")."""
+    if not history:
+        return ["no status recorded yet, and only a status change schedules a message"]
+    reasons = []
+    for h in history:
+        to, moved = h["to_status"], f"{h['from_status'] or '(new)'} → {h['to_status']} ({when(h['observed_at'])})"
+        if h["regression"]:
+            reasons.append(f"{moved}: a regression (a move backwards) never triggers a message")
+        elif h["from_status"] is None and to in ONE_SHOT:
+            reasons.append(
+                f"{moved}: first sightings never trigger a message (a first sighting in {to} is a collector "
+                "back-filling history)"
+            )
+        elif to == str(Status.COMPLETED):
+            count = sample["content_count"]
+            content = "content was never looked at" if count is None else f"{count} content item(s) seen"
+            reasons.append(f"{moved}: the no_content reminder needs content known to be empty, and {content}")
+        else:
+            reasons.append(f"{moved}: {to} calls for no message (only shipped, content_pending, and completed "
+                           "with no content do)")  # fmt: skip
+    return reasons
+
+
+def _pending_text(due: datetime | None, now: datetime) -> str:
+    if due is None or due > now:
+        return f"pending, due {when(due)} (not due yet)"
+    return (f"pending, due {when(due)}; due now: it goes out at the dispatcher's next pass unless quiet hours or "
+            "the daily cap defer it")  # fmt: skip
+
+
+def schedule_text(s: Row, region: str, now: datetime) -> str:
+    runs = f"{s['run_count']}/{s['max_runs']} runs"
+    state = {
+        "dispatched": f"dispatched {when(s['last_run_at'])}, waiting for the worker's outcome",
+        "done": "done",
+    }.get(s["state"], f"{s['state']}: {why(s['skip_reason'], region)}")
+    if s["state"] == "pending":
+        state = _pending_text(s["due_at"], now)
+    return f"{state}; {runs}"
+
+
+def schedule_lines(
+    schedules: Sequence[Row], region: str, no_schedule: Sequence[str] = (), now: datetime | None = None
+) -> list[str]:
     lines = ["Chatbot schedules"]
+    moment = now or datetime.now(UTC)
     for s in schedules:
-        runs = f"{s['run_count']}/{s['max_runs']} runs"
-        state = {
-            "pending": f"pending, due {when(s['due_at'])}",
-            "dispatched": f"dispatched {when(s['last_run_at'])}, waiting for the worker's outcome",
-            "done": "done",
-        }.get(s["state"], f"{s['state']}: {why(s['skip_reason'], region)}")
-        lines.append(f"  {s['scenario']:<16} {state}; {runs}")
-    return lines if schedules else [*lines, "  none (no status so far called for a message)"]
+        lines.append(f"  {s['scenario']:<16} {schedule_text(s, region, moment)}")
+    if schedules:
+        return lines
+    return [*lines, *(f"  none: {reason}" for reason in no_schedule or ["no status so far called for a message"])]
 
 
-def task_lines(tasks: Sequence[Row], region: str) -> list[str]:
+def why_no_task(schedules: Sequence[Row], region: str) -> str:
+    """Why no chatbot task was issued for the sample."""
+    if not schedules:
+        return "nothing was sent: no schedule, see Chatbot schedules"
+    pending = [s for s in schedules if s["state"] == "pending"]
+    if pending:
+        return f"nothing was sent yet: {pending[0]['scenario']} is pending, due {when(pending[0]['due_at'])}"
+    reasons = "; ".join(f"{s['scenario']} {s['state']}, {why(s['skip_reason'], region)}" for s in schedules)
+    return f"nothing was sent: {reasons}"
+
+
+def task_text(t: Row, region: str) -> tuple[str, str]:
+    published = "not yet published"
+    if t["published_at"] is not None:
+        published = f"published {when(t['published_at'])} ({t['publications']} publication(s))"
+    outcome = "no outcome yet"
+    if t["outcome"] is not None:
+        outcome = f"outcome {t['outcome']} at {when(t['outcome_at'])}"
+        outcome += f": {why(t['outcome_reason'], region)}" if t["outcome_reason"] else ""
+    retry = f", retry at {when(t['retry_at'])}" if t["retry_at"] else ""
+    waiting = ""
+    if t["published_at"] is None:
+        waiting = " (waiting in the outbox for the broker's confirmation; `sample-ledger status` shows its last error)"
+    issued = f"task {t['task_id']} {t['scenario']} run {t['run_no']}: issued {when(t['issued_at'])}"
+    return issued, f"{published}; {outcome}{retry}{waiting}"
+
+
+def task_lines(tasks: Sequence[Row], region: str, schedules: Sequence[Row] | None = None) -> list[str]:
+    if not tasks:
+        # The section's one line stays "none"; the heading says why.
+        heading = "Chatbot tasks" if schedules is None else f"Chatbot tasks ({why_no_task(schedules, region)})"
+        return [heading, "  none"]
     lines = ["Chatbot tasks"]
     for t in tasks:
-        published = "not yet published"
-        if t["published_at"] is not None:
-            published = f"published {when(t['published_at'])} ({t['publications']} publication(s))"
-        outcome = "no outcome yet"
-        if t["outcome"] is not None:
-            outcome = f"outcome {t['outcome']} at {when(t['outcome_at'])}"
-            outcome += f": {why(t['outcome_reason'], region)}" if t["outcome_reason"] else ""
-        retry = f", retry at {when(t['retry_at'])}" if t["retry_at"] else ""
-        lines.append(f"  task {t['task_id']} {t['scenario']} run {t['run_no']}: issued {when(t['issued_at'])}")
-        lines.append(f"    {published}; {outcome}{retry}")
-    return lines if tasks else [*lines, "  none"]
+        issued, state = task_text(t, region)
+        lines += [f"  {issued}", f"    {state}"]
+    return lines
+
+
+@dataclass(frozen=True)
+class Story:
+    """Everything `explain` read about one sample, from one snapshot."""
+
+    sample: Row
+    history: list[Row]
+    contents: list[Row]
+    events: list[Row]
+    notes: dict[int, str | None]
+    schedules: list[Row]
+    tasks: list[Row]
+
+    @property
+    def region(self) -> str:
+        return str(self.sample["region"])
 
 
 async def _all(conn: AsyncConnection, query: Any, **params: Any) -> list[Row]:
     return list((await conn.execute(query, params)).mappings().all())
 
 
-async def explain_sample(settings: Settings, reference: str) -> list[str]:
-    """The whole story of one sample (by id or REGION/PRODUCT/CREATOR): state, history, contents, events, chatbot."""
+async def read_story(settings: Settings, reference: str) -> Story:
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         # One repeatable-read snapshot: every section describes the same moment.
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             sample = await find_sample(conn, reference)
-            sid, region = sample["sample_id"], sample["region"]
-            creator = sample["platform_creator_id"] or ""
-            return [
-                *sample_lines(sample),
-                *history_lines(await _all(conn, _HISTORY, id=sid)),
-                *content_lines(await _all(conn, _CONTENTS, id=sid)),
-                *event_lines(await _all(conn, _EVENTS, **event_parameters(sid, creator))),
-                *schedule_lines(await _all(conn, _SCHEDULES, id=sid), region),
-                *task_lines(await _all(conn, _TASKS, id=sid), region),
-            ]
+            sid = sample["sample_id"]
+            creator, product = sample["platform_creator_id"] or "", sample["platform_product_id"]
+            history = await _all(conn, _HISTORY, id=sid)
+            events = await _all(conn, _EVENTS, **event_parameters(sid, creator, product))
+            notes = observation_notes(events, history, sid)
+            # Status reports on the product's other samples came along with the query: drop them.
+            ours = {*notes, *(h["event_position"] for h in history), sample["last_event_position"]}
+            reports = StatusReported.type_name
+            events = [e for e in events if e["event_type"] != reports or e["position"] in ours]
+            return Story(
+                sample=sample,
+                history=history,
+                contents=await _all(conn, _CONTENTS, id=sid),
+                events=events,
+                notes=notes,
+                schedules=await _all(conn, _SCHEDULES, id=sid),
+                tasks=await _all(conn, _TASKS, id=sid),
+            )
     finally:
         await engine.dispose()
+
+
+def story_lines(story: Story) -> list[str]:
+    return [
+        *sample_lines(story.sample),
+        *history_lines(story.history),
+        *content_lines(story.contents),
+        *event_lines(story.events, story.notes),
+        *schedule_lines(story.schedules, story.region, why_no_schedule(story.history, story.sample)),
+        *task_lines(story.tasks, story.region, story.schedules),
+    ]
+
+
+def _plain(row: Row, leave_out: Sequence[str] = ()) -> dict[str, Any]:
+    return {key: value for key, value in row.items() if key not in leave_out}
+
+
+def story_document(story: Story) -> dict[str, Any]:
+    """The story as one JSON-ready document (times and numbers as `json.dumps(default=str)` writes them)."""
+    now = datetime.now(UTC)
+    events = [
+        {"position": e["position"], "recorded_at": e["recorded_at"], "event_type": e["event_type"],
+         "said": event_said(e), "ignored": story.notes.get(e["position"])}
+        for e in story.events
+    ]  # fmt: skip
+    return {
+        "sample": _plain(story.sample),
+        "status_history": [_plain(h) for h in story.history],
+        "contents": [_plain(c) for c in story.contents],
+        "events": events,
+        "chatbot_schedules": [{**_plain(s), "explained": schedule_text(s, story.region, now)} for s in story.schedules],
+        "why_no_schedule": [] if story.schedules else why_no_schedule(story.history, story.sample),
+        "chatbot_tasks": [{**_plain(t), "explained": " ".join(task_text(t, story.region))} for t in story.tasks],
+        "why_no_task": None if story.tasks else why_no_task(story.schedules, story.region),
+    }
+
+
+async def explain_sample(settings: Settings, reference: str) -> list[str]:
+    """The whole story of one sample (by id or REGION/PRODUCT/CREATOR): state, history, contents, events, chatbot."""
+    return story_lines(await read_story(settings, reference))
+
+
+async def explain_document(settings: Settings, reference: str) -> dict[str, Any]:
+    """`explain --json`: the same story as one document."""
+    return story_document(await read_story(settings, reference))

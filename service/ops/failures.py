@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import asyncpg
-from aiormq.exceptions import AMQPError
+from aiormq.exceptions import AMQPError, AuthenticationError, ProbableAuthenticationError
+from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError
 
 from service.database import redacted, redacted_amqp
@@ -15,14 +18,70 @@ class CommandFailed(Exception):
     """Ends the command with exit code 1 and this one-line reason on stderr."""
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc`, what SQLAlchemy wrapped (`orig`) and what each was raised from, without repeats."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        pending += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return seen
+
+
+def postgres_error(exc: BaseException) -> asyncpg.PostgresError | None:
+    """The server's own error behind `exc` (asyncpg's, with its SQLSTATE), if there is one."""
+    return next((e for e in _chain(exc) if isinstance(e, asyncpg.PostgresError)), None)
+
+
+def _server_message(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def database_reason(error: asyncpg.PostgresError, settings: Settings) -> str | None:
+    """The cause a SQLSTATE names, and what to do about it; None for any other SQLSTATE. Only a missing
+    database is something `migrate` fixes (PostgreSQL, Appendix A "Error Codes")."""
+    database = f"DATABASE_URL={redacted(settings.database_url)}"
+    user = make_url(settings.database_url).username or "(the operating-system user)"
+    said = _server_message(error)
+    match error.sqlstate:
+        case "3D000":  # invalid_catalog_name
+            return f"database does not exist ({database}): run `sample-ledger migrate` first"
+        case "28000" if "role" in said and "does not exist" in said:  # invalid_authorization_specification
+            return (
+                f"PostgreSQL has no role {user} ({database}): {said}; fix the user in DATABASE_URL "
+                "or create the role (`sample-ledger migrate` does not create roles)"
+            )
+        case "28000":  # e.g. no pg_hba.conf entry
+            return f"PostgreSQL refused the connection for user {user} ({database}): {said}; check pg_hba.conf"
+        case "28P01":  # invalid_password
+            return f"PostgreSQL authentication failed for user {user} ({database}): check the password in DATABASE_URL"
+        case "42501":  # insufficient_privilege
+            return (
+                f"permission denied for user {user} ({database}): {said}; grant the role what it needs, "
+                "or use the database owner's role"
+            )
+    return None
+
+
 def reason_for(exc: BaseException, settings: Settings) -> str:
     """One line an operator can act on; URLs are shown with their passwords hidden."""
     database = f"DATABASE_URL={redacted(settings.database_url)}"
     original = getattr(exc, "orig", None) or exc.__cause__ or exc
-    if isinstance(original, asyncpg.InvalidCatalogNameError) or "does not exist" in str(original):
-        return f"database does not exist ({database}): run `sample-ledger migrate` first"
+    if (server := postgres_error(exc)) is not None and (reason := database_reason(server, settings)) is not None:
+        return reason
+    broker = redacted_amqp(settings.amqp_url)
+    if refused := next((e for e in _chain(exc) if isinstance(e, AuthenticationError | ProbableAuthenticationError)),
+                       None):  # fmt: skip
+        user = urlsplit(settings.amqp_url).username or "guest"
+        return (
+            f"authentication was refused by RabbitMQ at {broker} for user {user}: check the user and password "
+            f"in AMQP_URL ({_server_message(refused).split(' - ')[0]})"
+        )
     if isinstance(exc, AMQPError) or isinstance(original, AMQPError):
-        return f"cannot reach RabbitMQ at {redacted_amqp(settings.amqp_url)}: {describe(original)}"
+        return f"cannot reach RabbitMQ at {broker}: {describe(original)}"
     if isinstance(exc, OSError | DBAPIError) or isinstance(original, OSError):
         return f"cannot reach PostgreSQL ({database}): {describe(original)}"
     return f"failed: {describe(exc)}"

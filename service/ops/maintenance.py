@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy import text
 
 from service.database import create_engine
@@ -9,6 +12,8 @@ from service.ops.failures import CommandFailed
 from service.read_models import all_projections
 from service.runner import Projection, rebuild
 from service.settings import Settings
+
+_LOG_SIZE = text("SELECT count(*) FROM eventstore.events")
 
 
 def projection_named(settings: Settings, name: str) -> Projection:
@@ -18,16 +23,36 @@ def projection_named(settings: Settings, name: str) -> Projection:
     return known[name]
 
 
+@dataclass(frozen=True)
+class Rebuilt:
+    name: str
+    applied: int  # events of the projection's own types
+    log_events: int  # every event in the log when the rebuild finished
+
+    def line(self) -> str:
+        rest = " (the rest are other projections' types)" if self.applied < self.log_events else ""
+        return f"projection {self.name} rebuilt: applied {self.applied} of the log's {self.log_events} events{rest}"
+
+
 async def rebuild_projection(settings: Settings, name: str) -> int:
+    """Rebuild one projection; the number of events it applied."""
+    return (await rebuild_one(settings, name)).applied
+
+
+async def rebuild_one(settings: Settings, name: str) -> Rebuilt:
     projection = projection_named(settings, name)
     engine = create_engine(settings.database_url, pool_size=1)
     try:
-        return await rebuild(engine, projection, settings.projection_batch_size)
+        applied = await rebuild(engine, projection, settings.projection_batch_size)
+        async with engine.connect() as conn:
+            log_events = int((await conn.execute(_LOG_SIZE)).scalar_one())
     finally:
         await engine.dispose()
+    return Rebuilt(name, applied, log_events)
 
 
-async def list_projections(settings: Settings) -> list[str]:
+async def projection_rows(settings: Settings) -> list[dict[str, Any]]:
+    """Every projection with its checkpoint position (0: none yet) and its tables."""
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         async with engine.connect() as conn:
@@ -36,4 +61,15 @@ async def list_projections(settings: Settings) -> list[str]:
             )
     finally:
         await engine.dispose()
-    return [f"{p.name}\tposition {rows.get(p.name, 0)}\t{', '.join(p.tables)}" for p in all_projections(settings)]
+    return [
+        {"name": p.name, "position": rows.get(p.name, 0), "tables": list(p.tables)} for p in all_projections(settings)
+    ]
+
+
+LIST_HEADER = "PROJECTION\tCHECKPOINT\tTABLES"
+
+
+async def list_projections(settings: Settings) -> list[str]:
+    """A header line, then one tab-separated line per projection."""
+    rows = await projection_rows(settings)
+    return [LIST_HEADER, *(f"{r['name']}\tposition {r['position']}\t{', '.join(r['tables'])}" for r in rows)]

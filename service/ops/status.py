@@ -4,6 +4,7 @@ oldest open transaction. Read-only; a part that cannot be reached says so on its
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,8 +74,6 @@ _OLDEST_TRANSACTION = text("""
     ORDER BY xact_start LIMIT 1
 """)
 
-DatabasePart = Callable[[AsyncConnection, Settings], Awaitable[list[str]]]
-
 
 def age(seconds: float | None) -> str:
     """A duration as people read it: 42s, 3m 5s, 2h 10m, 4d 3h."""
@@ -109,29 +108,58 @@ async def peek_queue(connection: aio_pika.abc.AbstractConnection, name: str) -> 
             await channel.close()
 
 
-async def broker_lines(settings: Settings) -> list[str]:
-    """Consumers and backlog of every inbound queue, then the dead-letter queue's depth."""
+async def broker_part(settings: Settings) -> dict[str, Any]:
+    """Consumers and backlog of every inbound queue, then the dead-letter queue's depth. A queue is
+    None when it does not exist; `error` says why the broker or the queues could not be read."""
     topology = build_topology(settings.amqp_prefix)
+    part: dict[str, Any] = {"reachable": False, "error": None, "queues": {}, "dead_letters": None}
     try:
         connection = await aio_pika.connect(settings.amqp_url, timeout=5)
     except Exception as exc:
-        reason = f"  {reason_for(exc, settings)}"
+        part["error"] = reason_for(exc, settings)
+        return part
+    part["reachable"] = True
+    try:
+        for route in topology.routes.values():
+            part["queues"][route.queue.name] = _queue(await peek_queue(connection, route.queue.name))
+        dead = await peek_queue(connection, topology.dead_letter_queue.name)
+        part["dead_letters"] = {"queue": topology.dead_letter_queue.name, "messages": None if dead is None else dead[1]}
+    except Exception as exc:
+        part["error"] = f"could not read the queues: {describe(exc)}"
+    finally:
+        await connection.close()
+    return part
+
+
+def _queue(peeked: tuple[int, int] | None) -> dict[str, int] | None:
+    return None if peeked is None else {"consumers": peeked[0], "waiting": peeked[1]}
+
+
+def broker_report_lines(part: dict[str, Any], settings: Settings) -> list[str]:
+    if not part["reachable"]:
+        reason = f"  {part['error']}"
         return ["Consumers", reason, "Dead letters", reason]
+    topology = build_topology(settings.amqp_prefix)
     names = [route.queue.name for route in topology.routes.values()]
     width = max(len(name) for name in [*names, topology.dead_letter_queue.name])
     lines = ["Consumers"]
-    try:
-        for name in names:
-            lines.append(f"  {name:<{width}}  {consumer_text(await peek_queue(connection, name))}")
+    for name, queue in part["queues"].items():
+        peeked = None if queue is None else (queue["consumers"], queue["waiting"])
+        lines.append(f"  {name:<{width}}  {consumer_text(peeked)}")
+    if len(part["queues"]) == len(names):
         lines.append("Dead letters")
-        dead = await peek_queue(connection, topology.dead_letter_queue.name)
-        found = "missing (the service declares it when it starts)" if dead is None else plural(dead[1], "message")
+    if part["dead_letters"] is not None:
+        messages = part["dead_letters"]["messages"]
+        found = "missing (the service declares it when it starts)" if messages is None else plural(messages, "message")
         lines.append(f"  {topology.dead_letter_queue.name:<{width}}  {found}")
-    except Exception as exc:
-        lines.append(f"  could not read the queues: {describe(exc)}")
-    finally:
-        await connection.close()
+    if part["error"]:
+        lines.append(f"  {part['error']}")
     return lines
+
+
+async def broker_lines(settings: Settings) -> list[str]:
+    """Consumers and backlog of every inbound queue, then the dead-letter queue's depth."""
+    return broker_report_lines(await broker_part(settings), settings)
 
 
 def consumer_text(peeked: tuple[int, int] | None) -> str:
@@ -142,43 +170,84 @@ def consumer_text(peeked: tuple[int, int] | None) -> str:
     return f"{taking}, {waiting} waiting"
 
 
-async def projection_lines(conn: AsyncConnection, settings: Settings) -> list[str]:
+async def projection_data(conn: AsyncConnection, settings: Settings) -> dict[str, Any]:
     names = [p.name for p in all_projections(settings)]
     rows = await projection_progress(conn, names)
-    head = rows[0]["head"] if rows else None
-    width = max(len(name) for name in names)
+    return {
+        "head": rows[0]["head"] if rows else None,
+        "projections": [
+            {
+                "name": row["name"],
+                "checkpoint": row["position"],
+                "lag": int(row["lag"]),
+                "lag_is_at_least": int(row["lag"]) >= LAG_COUNT_LIMIT,  # the count stops there
+                "moved_seconds_ago": None if row["position"] is None else float(row["moved_seconds_ago"]),
+            }
+            for row in rows
+        ],
+    }
+
+
+def projection_text(data: dict[str, Any]) -> list[str]:
+    width = max((len(p["name"]) for p in data["projections"]), default=0)
+    head = data["head"]
     lines = [f"  log head: position {head if head is not None else '- (no events yet)'}"]
-    for row in rows:
-        lag = f"more than {LAG_COUNT_LIMIT:,}" if row["lag"] >= LAG_COUNT_LIMIT else str(row["lag"])
-        if row["position"] is None:
+    for row in data["projections"]:
+        lag = f"more than {LAG_COUNT_LIMIT:,}" if row["lag_is_at_least"] else str(row["lag"])
+        if row["checkpoint"] is None:
             lines.append(f"  {row['name']:<{width}}  no checkpoint yet, lag {lag} events")
             continue
-        moved = age(float(row["moved_seconds_ago"]))
-        lines.append(f"  {row['name']:<{width}}  checkpoint {row['position']}, lag {lag} events, moved {moved} ago")
+        moved = age(row["moved_seconds_ago"])
+        lines.append(f"  {row['name']:<{width}}  checkpoint {row['checkpoint']}, lag {lag} events, moved {moved} ago")
     return lines
 
 
-async def outbox_lines(conn: AsyncConnection, _: Settings) -> list[str]:
+async def outbox_data(conn: AsyncConnection, _: Settings) -> dict[str, Any]:
     row = (await conn.execute(_OUTBOX)).mappings().one()
-    if not row["waiting"]:
+    data: dict[str, Any] = {"waiting": int(row["waiting"] or 0), "oldest_seconds": None, "most_attempts": None,
+                            "oldest_failing": None}  # fmt: skip
+    if data["waiting"]:
+        data.update(oldest_seconds=float(row["oldest_seconds"]), most_attempts=row["most_attempts"])
+    if row["task_id"] is not None:
+        data["oldest_failing"] = {key: row[key] for key in ("task_id", "publication", "attempts", "last_error")}
+    return data
+
+
+def outbox_text(data: dict[str, Any]) -> list[str]:
+    if not data["waiting"]:
         return ["  0 waiting"]
     lines = [
-        f"  {row['waiting']} waiting, oldest {age(float(row['oldest_seconds']))} old, "
-        f"most attempts {row['most_attempts']}"
+        f"  {data['waiting']} waiting, oldest {age(data['oldest_seconds'])} old, most attempts {data['most_attempts']}"
     ]
-    if row["task_id"] is not None:
+    if (failing := data["oldest_failing"]) is not None:
         lines.append(
-            f"  oldest failing: task {row['task_id']} publication {row['publication']} "
-            f"after {plural(row['attempts'], 'attempt')}: {row['last_error']}"
+            f"  oldest failing: task {failing['task_id']} publication {failing['publication']} "
+            f"after {plural(failing['attempts'], 'attempt')}: {failing['last_error']}"
         )
     return lines
 
 
-async def transaction_lines(conn: AsyncConnection, _: Settings) -> list[str]:
+async def transaction_data(conn: AsyncConnection, _: Settings) -> dict[str, Any] | None:
     row = (await conn.execute(_OLDEST_TRANSACTION)).mappings().first()
     if row is None:
-        return ["  none (besides this command)"]
-    return [f"  {transaction_text(row)}"]
+        return None
+    return {**dict(row), "age_seconds": float(row["age_seconds"]), "text": transaction_text(row)}
+
+
+def transaction_text_lines(data: dict[str, Any] | None) -> list[str]:
+    return ["  none (besides this command)"] if data is None else [f"  {data['text']}"]
+
+
+async def projection_lines(conn: AsyncConnection, settings: Settings) -> list[str]:
+    return projection_text(await projection_data(conn, settings))
+
+
+async def outbox_lines(conn: AsyncConnection, settings: Settings) -> list[str]:
+    return outbox_text(await outbox_data(conn, settings))
+
+
+async def transaction_lines(conn: AsyncConnection, settings: Settings) -> list[str]:
+    return transaction_text_lines(await transaction_data(conn, settings))
 
 
 def transaction_text(row: Any) -> str:
@@ -192,40 +261,86 @@ def transaction_text(row: Any) -> str:
     return f"{where}: {row['state']} for {age(float(row['age_seconds']))} (since {started}); {effect}"
 
 
-DATABASE_PARTS: list[tuple[str, DatabasePart]] = [
-    ("Projections", projection_lines),
-    ("Outbox (chatbot tasks not yet confirmed by the broker)", outbox_lines),
-    ("Oldest open transaction", transaction_lines),
+@dataclass(frozen=True)
+class DatabasePart:
+    title: str
+    key: str  # its name in `status --json`
+    read: Callable[[AsyncConnection, Settings], Awaitable[Any]]
+    render: Callable[[Any], list[str]]
+
+
+DATABASE_PARTS: list[DatabasePart] = [
+    DatabasePart("Projections", "projections", projection_data, projection_text),
+    DatabasePart("Outbox (chatbot tasks not yet confirmed by the broker)", "outbox", outbox_data, outbox_text),
+    DatabasePart("Oldest open transaction", "oldest_transaction", transaction_data, transaction_text_lines),
 ]
 
 
-async def database_lines(settings: Settings) -> list[str]:
+async def database_part(settings: Settings) -> dict[str, Any]:
+    """Each part's data, or {"error": ...} for a part that could not be read; `error` and `reachable`
+    say whether the database could be reached at all."""
     engine = create_engine(settings.database_url, pool_size=1)
+    result: dict[str, Any] = {"reachable": False, "error": None}
     try:
         async with engine.connect() as conn:
             # Autocommit: a failing part must not abort the others' transaction, and this command must
             # not itself hold a transaction open while it looks for the ones that do.
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            lines: list[str] = []
-            for title, part in DATABASE_PARTS:
-                lines += [title, *await guarded(part, conn, settings)]
-            return lines
+            result["reachable"] = True
+            for part in DATABASE_PARTS:
+                result[part.key] = await guarded(part, conn, settings)
     except Exception as exc:
-        reason = f"  {reason_for(exc, settings)}"
-        return [line for title, _ in DATABASE_PARTS for line in (title, reason)]
+        result.update(reachable=False, error=reason_for(exc, settings))
     finally:
         await engine.dispose()
+    return result
 
 
-async def guarded(part: DatabasePart, conn: AsyncConnection, settings: Settings) -> list[str]:
+def database_report_lines(data: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for part in DATABASE_PARTS:
+        if not data["reachable"]:
+            lines += [part.title, f"  {data['error']}"]
+        elif isinstance(found := data[part.key], dict) and set(found) == {"could_not_read"}:
+            lines += [part.title, f"  could not read: {found['could_not_read']}"]
+        else:
+            lines += [part.title, *part.render(found)]
+    return lines
+
+
+async def database_lines(settings: Settings) -> list[str]:
+    return database_report_lines(await database_part(settings))
+
+
+async def guarded(part: DatabasePart, conn: AsyncConnection, settings: Settings) -> Any:
     try:
-        return await part(conn, settings)
+        return await part.read(conn, settings)
     except Exception as exc:
-        log.warning("status.part_failed", part=part.__name__, error=describe(exc))
-        return [f"  could not read: {describe(exc)}"]
+        log.warning("status.part_failed", part=part.key, error=describe(exc))
+        return {"could_not_read": describe(exc)}
+
+
+async def status_document(settings: Settings) -> dict[str, Any]:
+    """`status --json`: the same report as one document; `ok` is false when the broker or the database
+    cannot be reached (the command then exits 1)."""
+    broker, database = await broker_part(settings), await database_part(settings)
+    return {
+        "at": datetime.now(UTC),
+        "ok": broker["reachable"] and database["reachable"],
+        "broker": broker,
+        "database": database,
+    }
+
+
+def status_lines(document: dict[str, Any], settings: Settings) -> list[str]:
+    at = document["at"].strftime("%Y-%m-%d %H:%M:%SZ")
+    return [
+        f"Sample Ledger status at {at}",
+        *broker_report_lines(document["broker"], settings),
+        *database_report_lines(document["database"]),
+    ]
 
 
 async def status_report(settings: Settings) -> list[str]:
     """One screen: consumers, dead letters, projection checkpoints and lag, outbox backlog, oldest open transaction."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    return [f"Sample Ledger status at {now}", *await broker_lines(settings), *await database_lines(settings)]
+    return status_lines(await status_document(settings), settings)

@@ -217,7 +217,8 @@ def test_upgrading_a_log_that_spans_a_power_of_ten_asks_once_for_a_rebuild(
 
     rebuilt = sample_ledger("projections", "rebuild", "--all", env=env)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    names = [line.split()[0] for line in sample_ledger("projections", "list", env=env).stdout.splitlines()]
+    _header, *listed = sample_ledger("projections", "list", env=env).stdout.splitlines()
+    names = [line.split()[0] for line in listed]
     assert [line.split()[1] for line in rebuilt.stdout.splitlines() if line.startswith("projection ")] == names
 
 

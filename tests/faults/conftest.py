@@ -130,6 +130,21 @@ class Rig:
     def inbound_queues(self) -> list[str]:
         return [r.queue.name for r in self.topology.routes.values()]
 
+    async def _due_detail(self) -> str:
+        """For a schedule that stays due: its row, its outbox rows and the chatbot events about it."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(text("""
+                SELECT s.sample_id, s.scenario, s.state, s.due_at, s.run_count, s.skip_reason,
+                       (SELECT json_agg(json_build_object('run', o.run_no, 'pub', o.publication,
+                                                          'published', o.published_at IS NOT NULL))
+                        FROM eventstore.chatbot_outbox o WHERE o.sample_id = s.sample_id AND o.scenario = s.scenario),
+                       (SELECT json_agg(json_build_object('type', e.event_type, 'data', e.data) ORDER BY e.position)
+                        FROM eventstore.events e WHERE e.event_type LIKE 'chatbot.%'
+                          AND e.data->>'sample_id' = s.sample_id AND e.data->>'scenario' = s.scenario)
+                FROM projections.chatbot_schedules s WHERE s.state = 'pending' AND s.due_at <= now() LIMIT 3
+            """))).all()  # fmt: skip
+        return f"due schedules: {[tuple(r) for r in rows]}"
+
     async def settled(self) -> bool:
         """Every sent message recorded, every projection at the head, every task published and taken."""
         now = await self.progress()
@@ -141,7 +156,9 @@ class Rig:
         started = time.monotonic()
         while not await self.settled():
             if time.monotonic() - started > timeout:
-                raise AssertionError(f"not settled after {timeout:.0f}s: {await self.progress()}")
+                raise AssertionError(
+                    f"not settled after {timeout:.0f}s: {await self.progress()}; {await self._due_detail()}"
+                )
             await asyncio.sleep(0.5)
         self.recovery_seconds = time.monotonic() - started
         return self.recovery_seconds

@@ -11,6 +11,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,6 +21,7 @@ from service.app import Service
 from service.dispatcher import Dispatcher
 from service.ops.maintenance import rebuild_projection
 from service.relay import OutboxRelay
+from service.settings import Settings
 from tests.integration.chatbot_support import (
     MX_NOON,
     FakeClock,
@@ -237,3 +239,33 @@ async def test_rebuilding_the_chatbot_projection_gives_the_live_rows_and_publish
     assert (await relay.relay_once()).published == 0
     assert await scalar(engine, "SELECT count(*) FROM eventstore.chatbot_outbox") == outbox
     assert await take_tasks(workers) == []
+
+
+async def test_a_schedule_moved_after_its_deferral_is_deferred_again_not_left_due(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Found by the replicas fault scenario: the cap deferred run 1 until U; the schedule's due time then
+    moved (a new observation), and the next deferral to the same U had the same decision id, so it was
+    dropped as a duplicate and the schedule stayed due, the dispatcher retrying it every poll."""
+    clock = FakeClock(MX_NOON)
+    dispatcher = Dispatcher(engine, settings.model_copy(update={"chatbot_daily_cap": 1}), clock=clock)
+    async with engine.begin() as conn:
+        await conn.execute(text("""
+            INSERT INTO eventstore.chatbot_outbox (task_id, publication, sample_id, scenario, run_no,
+                platform_creator_id, body, created_at, next_attempt_at)
+            VALUES ('earlier', 1, 'other-sample', 'shipped', 1, 'c1', '[]', :an_hour_ago, :an_hour_ago)"""),
+            {"an_hour_ago": MX_NOON - timedelta(hours=1)})  # fmt: skip
+        await conn.execute(text("""
+            INSERT INTO projections.chatbot_schedules (sample_id, scenario, state, due_at, run_count, max_runs,
+                region, platform_creator_id, updated_position)
+            VALUES ('s1', 'no_content', 'pending', :due, 0, 4, 'MX', 'c1', 1)"""),
+            {"due": MX_NOON - timedelta(minutes=30)})  # fmt: skip
+    assert (await dispatcher.dispatch_once()).deferred == 1
+    async with engine.begin() as conn:  # a later observation moves the due time (still in the past)
+        await conn.execute(text("UPDATE projections.chatbot_schedules SET due_at = :due WHERE sample_id = 's1'"),
+                           {"due": MX_NOON - timedelta(minutes=10)})  # fmt: skip
+    await dispatcher.dispatch_once()
+    deferrals = await scalar(
+        engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'chatbot.dispatch_deferred'"
+    )
+    assert deferrals == 2, "the second deferral was swallowed as a duplicate of the first"
