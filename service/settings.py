@@ -16,6 +16,13 @@ from projections.quiet_hours import QuietHours, parse_quiet_hours
 POSTGRESQL_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
 
+def _require_a_url(variable: str, value: str, expected: str) -> None:
+    if not value.strip():
+        raise ValueError(f"{variable} is empty; {expected}")
+    if "://" not in value:
+        raise ValueError(f"{variable} is not a URL; {expected}")
+
+
 def _shown(scheme: str) -> str:
     """A URL scheme as an error may quote it: only when it looks like one (it could be anything)."""
     return f"the scheme {scheme!r}" if re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]{0,19}", scheme) else "no readable scheme"
@@ -56,10 +63,7 @@ class Settings(BaseSettings):
     def _postgresql_url(cls, value: str) -> str:
         # The messages never repeat the value: it may carry a password.
         expected = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-        if not value.strip():
-            raise ValueError(f"DATABASE_URL is empty; {expected}")
-        if "://" not in value:
-            raise ValueError(f"DATABASE_URL is not a URL; {expected}")
+        _require_a_url("DATABASE_URL", value, expected)
         scheme = value.split("://", 1)[0]
         if scheme not in POSTGRESQL_SCHEMES:
             raise ValueError(f"DATABASE_URL has {_shown(scheme)}, not PostgreSQL's; {expected}")
@@ -75,10 +79,7 @@ class Settings(BaseSettings):
     @classmethod
     def _amqp_url(cls, value: str) -> str:
         expected = "expected amqp://USER:PASSWORD@HOST[:PORT]/[VHOST] (or amqps://)"
-        if not value.strip():
-            raise ValueError(f"AMQP_URL is empty; {expected}")
-        if "://" not in value:
-            raise ValueError(f"AMQP_URL is not a URL; {expected}")
+        _require_a_url("AMQP_URL", value, expected)
         parts = urlsplit(value)
         if parts.scheme not in ("amqp", "amqps"):
             raise ValueError(f"AMQP_URL has {_shown(parts.scheme)}; {expected}")

@@ -127,3 +127,14 @@ async def drain(connection: aio_pika.abc.AbstractConnection, queue: str) -> list
         return taken
     finally:
         await channel.close()
+
+
+def section(lines: list[str], title: str) -> list[str]:
+    """The indented lines under the heading that starts with `title` (operator command output)."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    body = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        body.append(line)
+    return body

@@ -33,6 +33,7 @@ from service.settings import Settings
 from tests.conftest import _admin
 from tests.e2e.test_cli import cli_env, sample_ledger
 from tests.support import eventually, example, publish, scalar
+from tests.support import section as support_section
 
 AMQP = aio_pika.abc.AbstractConnection
 MIGRATE_ADVICE = "run `sample-ledger migrate` first"
@@ -281,14 +282,9 @@ def content_pending_page() -> dict[str, Any]:
 
 
 def section(stdout: str, title: str) -> list[str]:
+    """The heading that starts with `title` and its indented lines."""
     lines = stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(title))
-    body = []
-    for line in lines[start + 1 :]:
-        if not line.startswith("  "):
-            break
-        body.append(line)
-    return [lines[start], *body]
+    return [next(line for line in lines if line.startswith(title)), *support_section(lines, title)]
 
 
 async def test_explain_names_the_rule_and_marks_a_stale_observation_as_ignored(

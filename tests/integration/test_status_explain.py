@@ -20,21 +20,10 @@ from service.ops.failures import CommandFailed
 from service.ops.status import status_report
 from service.settings import Settings
 from tests.integration.chatbot_support import page, take_tasks
-from tests.support import eventually, example, publish, scalar
+from tests.support import eventually, example, publish, scalar, section
 
 PRODUCT, CREATOR = "1729600011122233344", "7492223334445556667"  # @techconbeto in example 9.2
 TECHCONBETO = sample_id("MX", PRODUCT, CREATOR)
-
-
-def section(lines: list[str], title: str) -> list[str]:
-    """The indented lines under the heading that starts with `title`."""
-    start = next(i for i, line in enumerate(lines) if line.startswith(title))
-    body = []
-    for line in lines[start + 1 :]:
-        if not line.startswith("  "):
-            break
-        body.append(line)
-    return body
 
 
 def has(lines: list[str], *parts: str) -> bool:
