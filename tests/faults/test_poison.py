@@ -95,6 +95,7 @@ def _interleave(good: list[Message], corpus: list[Poison]) -> list[Message | Poi
 async def test_poison_is_dead_lettered_as_the_contract_says_and_the_service_keeps_consuming(rig: Rig) -> None:
     corpus = poison_corpus()
     assert len({p.kind for p in corpus}) == len(corpus) >= 20
+    rig.describe("poison corpus", f"{len(corpus)} kinds of bad input among good messages")
     good = mixed_workload(seed=SEED, count=220)
     after_poison = good[-40:]
     replica = rig.replica()
