@@ -6,11 +6,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from events.crawl import RejectedRow
-from events.keys import first, pick, snake
+from events.keys import first, pick
 from events.lenient import clean_text, parse_count
 
 # Fields that identify a person; they are moved out of the event body into its `personal` column.
 PERSONAL_FIELDS = ("whatsapp", "email")
+
+
+def personal_field(key: str) -> str | None:
+    """The personal field a key names, however it is spelled: `whatsApp`, `WhatsApp`, `e_mail`, `E-Mail`
+    all stay out of the body analysts read. Spelling must never be a way around the split."""
+    folded = "".join(ch for ch in key.lower() if ch.isalnum())
+    return folded if folded in PERSONAL_FIELDS else None
 
 
 def split_personal(rows: list[Any]) -> tuple[list[Any], dict[str, Any] | None]:
@@ -21,8 +28,11 @@ def split_personal(rows: list[Any]) -> tuple[list[Any], dict[str, Any] | None]:
         if not isinstance(row, dict):
             cleaned.append(row)
             continue
-        kept = {k: v for k, v in row.items() if k not in PERSONAL_FIELDS and k not in map(snake, PERSONAL_FIELDS)}
-        found = {f: pick(row, f) for f in PERSONAL_FIELDS if pick(row, f) is not None}
+        kept = {k: v for k, v in row.items() if personal_field(str(k)) is None}
+        found: dict[str, Any] = {}
+        for key, value in row.items():
+            if (field := personal_field(str(key))) is not None and value is not None:
+                found.setdefault(field, value)
         if found:
             personal[str(index)] = found
         cleaned.append(kept)

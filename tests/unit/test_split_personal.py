@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from events.catalog import split_personal
 
 
@@ -72,3 +74,11 @@ def test_the_callers_rows_are_not_modified() -> None:
 
 def test_no_rows() -> None:
     assert split_personal([]) == ([], None)
+
+
+@pytest.mark.parametrize("key", ["whatsApp", "WhatsApp", "WHATSAPP", "whats_app", "eMail", "E-Mail", "e_mail"])
+def test_a_personal_field_stays_out_of_the_body_however_it_is_spelled(key: str) -> None:
+    rows, personal = split_personal([{"platformCreatorId": "c1", key: "+52 55 0000 0000"}])
+    assert rows == [{"platformCreatorId": "c1"}]
+    assert personal is not None
+    assert list(personal["rows"]["0"].values()) == ["+52 55 0000 0000"]
