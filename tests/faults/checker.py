@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,20 +88,23 @@ async def projections_equal_a_rebuild(engine: AsyncEngine, settings: Settings) -
     return not differing, f"tables differ after a rebuild (live only, rebuilt only): {examples}"
 
 
-def unacknowledged(queue_names: list[str]) -> dict[str, tuple[int, int]]:
-    """Ready and unacknowledged messages per queue, from the broker itself."""
-    command = ["rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged"]
-    # the broker's own tool, on PATH wherever the broker runs (as on CI and this machine)
-    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+async def queue_counts(connection: aio_pika.abc.AbstractConnection, names: list[str]) -> dict[str, tuple[int, int]]:
+    """Ready messages and consumers per queue, asked of the broker over AMQP (passive declares).
+    Once every replica has stopped, a delivery that was never acknowledged is ready again, so
+    "nothing unacknowledged" is "nothing ready and no consumer"."""
     counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] in queue_names:
-            counts[parts[0]] = (int(parts[1]), int(parts[2]))
+    channel = await connection.channel()
+    try:
+        for name in names:
+            declared = (await channel.declare_queue(name, passive=True)).declaration_result
+            counts[name] = (declared.message_count or 0, declared.consumer_count or 0)
+    finally:
+        await channel.close()
     return counts
 
 
 async def check_invariants(
+    connection: aio_pika.abc.AbstractConnection,
     engine: AsyncEngine,
     settings: Settings,
     topology: Topology,
@@ -133,10 +135,10 @@ async def check_invariants(
                    f"{len(undelivered)} of {len(issued)} never arrived, e.g. {sorted(undelivered)[:3]}")  # fmt: skip
 
     inbound = [r.queue.name for r in topology.routes.values()]
-    for _ in range(30):  # the broker counts a closed channel's deliveries as returned within moments
-        left = {q: c for q, c in unacknowledged(inbound).items() if c != (0, 0)}
+    for _ in range(30):  # a closed channel's deliveries are returned to the queue within moments
+        left = {q: c for q, c in (await queue_counts(connection, inbound)).items() if c != (0, 0)}
         if not left:
             break
         await asyncio.sleep(0.5)
-    verdict.record("nothing left unacknowledged", not left, f"{left}")
+    verdict.record("nothing left unacknowledged", not left, f"(ready, consumers): {left}")
     return verdict

@@ -23,7 +23,7 @@ from service.ops.status import projection_progress
 from service.read_models import all_projections
 from service.runner import catch_up
 from service.settings import Settings
-from tests.faults.checker import Verdict, check_invariants, recorded_message_ids, unacknowledged
+from tests.faults.checker import Verdict, check_invariants, queue_counts, recorded_message_ids
 from tests.faults.proxy import FaultProxy
 from tests.faults.publisher import APP_KEY, APP_SECRET, RecordingPublisher
 from tests.faults.service_process import ServiceProcess, service_env
@@ -120,12 +120,17 @@ class Rig:
             "unpublished": unpublished,
             "due": due,
             "running": [r.running() for r in self.replicas],
-            "queues": {
+            "queues (ready, consumers)": {
                 q: c
-                for q, c in unacknowledged([*self.inbound_queues(), self.topology.dead_letter_queue.name]).items()
+                for q, c in (
+                    await queue_counts(self.amqp, [*self.inbound_queues(), self.topology.dead_letter_queue.name])
+                ).items()
                 if c != (0, 0)
             },
         }
+
+    async def _queue_counts(self) -> dict[str, tuple[int, int]]:
+        return await queue_counts(self.amqp, [*self.inbound_queues(), self.topology.dead_letter_queue.name])
 
     def inbound_queues(self) -> list[str]:
         return [r.queue.name for r in self.topology.routes.values()]
@@ -178,8 +183,8 @@ class Rig:
                 dead.append(message)
         finally:
             await channel.close()
-        verdict = await check_invariants(self.engine, self.settings, self.topology, self.publisher.sent, dead,
-                                         self.delivered_task_ids)  # fmt: skip
+        verdict = await check_invariants(self.amqp, self.engine, self.settings, self.topology,
+                                         self.publisher.sent, dead, self.delivered_task_ids)  # fmt: skip
         self._report(verdict)
         return verdict
 
