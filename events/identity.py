@@ -7,8 +7,9 @@ import uuid
 
 def creator_key(platform_creator_id: str | None, username: str | None) -> str | None:
     """The creator part of a sample's key: the platform id, else the @handle lower-cased without @."""
-    if platform_creator_id:
-        return platform_creator_id
+    creator_id = (platform_creator_id or "").strip()
+    if creator_id:  # a blank id is no id: the handle identifies the creator then
+        return creator_id
     if username:
         handle = username.strip().lower().lstrip("@")
         return handle or None

@@ -98,3 +98,9 @@ def test_username_spellings_of_one_creator_give_one_sample() -> None:
     ids = {sample_id("MX", "p1", creator_key(None, u) or "") for u in ("@Studio.Ana", "studio.ana", "STUDIO.ANA")}
     assert len(ids) == 1
     assert ids == {contract_sample_id("MX", "p1", "studio.ana")}
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_a_blank_creator_id_gives_way_to_the_handle(blank: str) -> None:
+    assert creator_key(blank, "@Studio.Ana") == "studio.ana"
+    assert creator_key(f" 7492223334445556667{blank}", None) == "7492223334445556667"
