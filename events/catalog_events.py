@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from events.model import InboundEvent, IsoDatetime, registered
+from events.model import InboundEvent, IsoDatetime, id_as_text, registered
 
 
 class CatalogBatchRecorded(InboundEvent):
@@ -50,4 +50,4 @@ class CreatorMessagingChanged(InboundEvent):
     @field_validator("platform_creator_id", mode="before")
     @classmethod
     def _id_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        return id_as_text(value)

@@ -19,6 +19,11 @@ from pydantic.alias_generators import to_camel
 IsoDatetime = Annotated[datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str)]
 
 
+def id_as_text(value: Any) -> Any:
+    """Ids may arrive as JSON numbers; they are compared as text everywhere (a `before` validator)."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class UnknownEventType(KeyError):
     """A stored event type that no class is registered for."""
 

@@ -7,13 +7,8 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from events.model import DomainEvent, InboundEvent, IsoDatetime, registered
+from events.model import DomainEvent, InboundEvent, IsoDatetime, id_as_text, registered
 from events.statuses import Status, canonical_status
-
-
-def _id_as_text(value: Any) -> Any:
-    """Ids may arrive as JSON numbers; they are compared as text everywhere."""
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 @registered
@@ -54,7 +49,7 @@ class StatusReported(InboundEvent):
     @field_validator("platform_product_id", "platform_creator_id", "application_id", mode="before")
     @classmethod
     def _ids_as_text(cls, value: Any) -> Any:
-        return _id_as_text(value)
+        return id_as_text(value)
 
     @field_validator("status")
     @classmethod

@@ -123,8 +123,21 @@ async def _check_skipped_are_duplicates(conn: AsyncConnection, skipped: Sequence
 # Every appending transaction holds this shared lock from before its first write (migration 0005's
 # trigger takes it, or refuses a transaction that wrote first), so the appenders still running are
 # exactly the transactions that hold it and have a transaction id.
+# (Migration 0005's trigger names the same two keys; migrations never import application code.)
 APPENDER_LOCK = (7241, 1)
-_BEGIN_APPENDING = text("SELECT pg_advisory_xact_lock_shared(7241, 1)")
+_BEGIN_APPENDING = text(f"SELECT pg_advisory_xact_lock_shared{APPENDER_LOCK}")
+
+
+def holds_appender_lock(lock: str) -> str:
+    """SQL: the `pg_locks` row `lock` is a granted appender lock of this database (the two-key form of
+    an advisory lock shows as objsubid 2)."""
+    key_class, key_object = APPENDER_LOCK
+    return (
+        f"{lock}.locktype = 'advisory' AND {lock}.granted AND {lock}.classid = {key_class} "
+        f"AND {lock}.objid = {key_object} AND {lock}.objsubid = 2 "
+        f"AND {lock}.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+
 
 # The fence: the oldest transaction in this snapshot that still appends here, else the snapshot's
 # xmax (a transaction that gets its id later gets a higher one). Transactions that do not append (in
@@ -132,14 +145,12 @@ _BEGIN_APPENDING = text("SELECT pg_advisory_xact_lock_shared(7241, 1)")
 # carries 32-bit ids; the snapshot's in-progress list has the full xid8 they are matched against.
 # The next statement takes a new snapshot (READ COMMITTED), so an appender that committed after this
 # one looked is visible to it.
-_FENCE = text("""
+_FENCE = text(f"""
     WITH snap AS (SELECT pg_current_snapshot() AS s),
     appenders AS (
         SELECT t.transactionid::text::bigint AS xid32
         FROM pg_locks a JOIN pg_locks t ON t.virtualtransaction = a.virtualtransaction
-        WHERE a.locktype = 'advisory' AND a.granted AND a.classid = 7241 AND a.objid = 1 AND a.objsubid = 2
-          AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND t.locktype = 'transactionid' AND t.granted)
+        WHERE {holds_appender_lock("a")} AND t.locktype = 'transactionid' AND t.granted)
     SELECT coalesce(
         (SELECT min(x) FROM snap, pg_snapshot_xip(snap.s) AS x
          WHERE (x::text::numeric % 4294967296)::bigint IN (SELECT xid32 FROM appenders)),

@@ -120,6 +120,17 @@ async def database_url(server_url: str, template_database: str) -> AsyncIterator
 
 
 @pytest.fixture
+async def other_database(server_url: str) -> AsyncIterator[str]:
+    """Another database on the same server, as another application would have."""
+    name = f"sl_other_{uuid.uuid4().hex[:10]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield _db_url(server_url, name)
+    finally:
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     eng = create_engine(database_url, pool_size=5)
     yield eng

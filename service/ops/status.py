@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from handlers.topology import build_topology
 from service.database import create_engine
 from service.errors import describe
+from service.eventstore import holds_appender_lock
 from service.ops.failures import reason_for
 from service.read_models import all_projections
 from service.settings import Settings
@@ -60,13 +61,9 @@ _OUTBOX = text("""
 # Cluster-wide, so an operator sees what else runs on the server; only an appender of this database
 # (a transaction holding the appender lock, service/eventstore.py) holds the projections' read fence.
 # The query text is left out: it may carry data.
-_OLDEST_TRANSACTION = text("""
+_OLDEST_TRANSACTION = text(f"""
     SELECT pid, datname, usename, application_name, state, backend_xid IS NOT NULL AS has_xid,
-           EXISTS (SELECT 1 FROM pg_locks l
-                   WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted
-                     AND l.classid = 7241 AND l.objid = 1 AND l.objsubid = 2
-                     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-               AS appending,
+           EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND {holds_appender_lock("l")}) AS appending,
            xact_start, extract(epoch FROM now() - xact_start) AS age_seconds
     FROM pg_stat_activity a
     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start IS NOT NULL

@@ -12,7 +12,6 @@ import pytest
 
 from service.ops.status import projection_progress
 from service.read_models import all_projections
-from tests.conftest import _admin, _db_url
 from tests.faults.conftest import Rig, scale
 from tests.faults.publisher import Message, mixed_workload
 
@@ -96,12 +95,10 @@ async def test_database_outage_mid_flow_recovers_without_a_hot_loop(rig: Rig) ->
 
 
 async def test_a_long_transaction_in_another_database_leaves_projection_lag_near_zero(
-    rig: Rig, server_url: str
+    rig: Rig, other_database: str
 ) -> None:
     rig.describe("foreign transaction", "write transaction held open in another database for the whole run")
-    other_name = f"sl_other_{int(time.time() * 1000) % 10**9}"
-    await _admin(server_url, f'CREATE DATABASE "{other_name}"')
-    other = await asyncpg.connect(_db_url(server_url, other_name))
+    other = await asyncpg.connect(other_database)
     try:
         replica = rig.replica()
         replica.start()
@@ -123,7 +120,6 @@ async def test_a_long_transaction_in_another_database_leaves_projection_lag_near
         await _assert_holds(rig)
     finally:
         await other.close()
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{other_name}" WITH (FORCE)')
 
 
 async def test_duplicates_and_disorder_change_nothing(rig: Rig) -> None:

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.recorded import NewEvent, RecordedEvent
 from service.eventstore import _LAST_VISIBLE, append_events
-from service.ops.status import projection_progress
 from service.runner import apply_next_page
 from tests.integration.test_event_store import ping
+from tests.support import projection_lag
 
 EVENTS_EACH_SIDE = 60
 
@@ -90,12 +90,6 @@ async def _insert_straddling(engine: AsyncEngine, power: int, seed: int) -> list
     return sorted(written)
 
 
-async def _lag(engine: AsyncEngine, name: str) -> int:
-    async with engine.connect() as conn:
-        (progress,) = await projection_progress(conn, [name])
-    return int(progress["lag"])
-
-
 @pytest.mark.parametrize("page_size", [7, 500], ids=["pages-smaller-than-backlog", "one-page"])
 async def test_ids_that_gain_a_digit_are_applied_once_in_numeric_order(engine: AsyncEngine, page_size: int) -> None:
     power = await _power_of_ten_below_the_fence(engine)
@@ -107,7 +101,7 @@ async def test_ids_that_gain_a_digit_are_applied_once_in_numeric_order(engine: A
         pass
 
     assert projection.seen == expected, "events skipped, repeated or out of (transaction_id, position) order"
-    assert await _lag(engine, projection.name) == 0
+    assert await projection_lag(engine, projection.name) == 0
 
     # Events written afterwards by ordinary transactions (higher ids) are read from the same checkpoint.
     async with engine.begin() as conn:
@@ -116,7 +110,7 @@ async def test_ids_that_gain_a_digit_are_applied_once_in_numeric_order(engine: A
         pass
     assert len(projection.seen) == len(expected) + 1
     assert projection.seen[-1][0] > expected[-1][0]
-    assert await _lag(engine, projection.name) == 0
+    assert await projection_lag(engine, projection.name) == 0
 
 
 async def test_last_visible_event_is_found_through_the_index(engine: AsyncEngine) -> None:

@@ -7,9 +7,6 @@ hold the appender lock from before their first write, and the fence is the oldes
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -17,27 +14,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.eventstore import append_events, begin_appending
-from service.ops.status import projection_progress
 from service.runner import catch_up
-from tests.conftest import _admin, _db_url
 from tests.integration.test_event_store import Collecting, ping
-
-
-async def _lag(engine: AsyncEngine, name: str) -> int:
-    async with engine.connect() as conn:
-        (progress,) = await projection_progress(conn, [name])
-    return int(progress["lag"])
-
-
-@pytest.fixture
-async def other_database(server_url: str) -> AsyncIterator[str]:
-    """Another database on the same server, as another application would have."""
-    name = f"sl_other_{uuid.uuid4().hex[:10]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield _db_url(server_url, name)
-    finally:
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.support import projection_lag
 
 
 async def test_a_long_write_in_another_database_does_not_hold_projections_back(
@@ -53,7 +32,7 @@ async def test_a_long_write_in_another_database_does_not_hold_projections_back(
         projection = Collecting()
         await catch_up(engine, projection)
         assert len(projection.seen) == 5, "the other database's transaction held the fence"
-        assert await _lag(engine, projection.name) == 0
+        assert await projection_lag(engine, projection.name) == 0
         await foreign.rollback()
     finally:
         await other.close()
@@ -89,7 +68,7 @@ async def test_an_announced_appender_holds_the_fence_until_it_commits(engine: As
         await slow.commit()
     await catch_up(engine, projection)
     assert len(projection.seen) == 2
-    assert await _lag(engine, projection.name) == 0
+    assert await projection_lag(engine, projection.name) == 0
 
 
 async def test_a_transaction_that_wrote_before_announcing_itself_cannot_append(engine: AsyncEngine) -> None:
