@@ -9,6 +9,7 @@ model is the checked, typed view of it.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 
@@ -57,6 +58,15 @@ class InboundEvent(DomainEvent):
         """Check `data` (raises ValidationError) and keep it as the body to store."""
         event = cls.model_validate(data)
         event._body = data
+        return event
+
+    @classmethod
+    def from_message(cls, body: dict[str, Any]) -> Self:
+        """Check a message as it arrives, types as JSON has them (strict: `"yes"` is no boolean, a
+        number no time), and keep it as the body to store. Events read back from the log use the
+        lenient `from_data`: what was once accepted stays readable."""
+        event = cls.model_validate_json(json.dumps(body), strict=True)
+        event._body = body
         return event
 
     def to_data(self) -> dict[str, Any]:

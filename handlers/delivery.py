@@ -132,8 +132,7 @@ def validated(model: type[M], body: dict[str, Any]) -> M:
     Types are checked as JSON has them (strict): `"yes"` is no boolean, `true` no status code and a
     number no time. Required text must not be blank, and a time must be ISO 8601 text that exists in UTC."""
     try:
-        model.model_validate_json(json.dumps(body), strict=True)
-        event = model.from_data(body)
+        event = model.from_message(body)
     except ValidationError as exc:
         raise Unprocessable("invalid_schema", schema_detail(exc)) from None
     problems = [*_blank_required(event), *_unusable_times(event, body)]
