@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +17,13 @@ from aiormq.exceptions import AMQPConnectionError, AuthenticationError, Probable
 from faststream import FastStream, StreamMessage
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
+from pamqp.commands import Basic
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.delivery import EventBuilder
 from handlers.inbound import InboundHandler
 from handlers.topology import Topology, build_topology
+from service.consumer_watch import PROBE_HEADER, ConsumerWatch
 from service.database import create_engine, redacted_amqp
 from service.dispatcher import Dispatcher
 from service.errors import describe, is_transient
@@ -34,6 +39,8 @@ log = structlog.get_logger("sample_ledger.app")
 # Graceful stop: in-flight handlers get this long to finish; what is still running is cancelled,
 # never acked, and RabbitMQ redelivers it.
 GRACEFUL_TIMEOUT_SECONDS = 20.0
+# `run`'s exit code when a consumer was lost (service/consumer_watch.py); 1 is a failed start.
+EXIT_CONSUMER_LOST = 3
 
 
 @dataclass
@@ -50,14 +57,22 @@ class Service:
     loops: list[Loop] = field(default_factory=list)
     stopped: bool = False
     stop_workers: Callable[[], Awaitable[None]] | None = None
+    exit_code: int = 0
 
-    async def run(self) -> None:
-        """Run until SIGTERM/SIGINT; the workers are stopped however FastStream's own shutdown went."""
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT, or until the service cannot go on (a lost consumer); the workers
+        are stopped however FastStream's own shutdown went. Returns the process's exit code."""
         try:
             await self.app.run()
         finally:
             if self.stop_workers is not None:
                 await self.stop_workers()
+        return self.exit_code
+
+    def fail(self, exit_code: int) -> None:
+        """Stop gracefully and exit non-zero, for the supervisor to start the service again."""
+        self.exit_code = exit_code
+        self.app.exit()
 
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -101,8 +116,32 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
                 relay_loop.nudge()
             return report.total > 0
 
-        service.loops = [Loop("dispatcher", dispatch, settings.chatbot_poll_seconds), relay_loop]
-        service.tasks.extend(asyncio.create_task(loop.run(), name=loop.name) for loop in service.loops)
+        chatbot_loops = [Loop("dispatcher", dispatch, settings.chatbot_poll_seconds), relay_loop]
+        service.loops.extend(chatbot_loops)
+        service.tasks.extend(asyncio.create_task(loop.run(), name=loop.name) for loop in chatbot_loops)
+
+    watch = ConsumerWatch([route.queue.name for route in topology.routes.values()])
+    replica = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def start_watchdog() -> None:
+        # After the subscribers started: silence before a consumer exists is not a lost consumer.
+        watch.reset()
+        watchdog = Loop("consumer-watch", watch_consumers, settings.consumer_probe_seconds / 2)
+        service.loops.append(watchdog)
+        service.tasks.append(asyncio.create_task(watchdog.run(), name=watchdog.name))
+
+    async def watch_consumers() -> bool:
+        probe_seconds = settings.consumer_probe_seconds
+        for queue in watch.due(probe_seconds):
+            if not await _probe(broker, queue, replica):
+                return False  # the broker is away: no probe went in, so no silence is counted
+            watch.probed(queue)
+        if lost := watch.lost(probe_seconds):
+            for consumer in lost:
+                log.error("consumer.lost", queue=consumer.queue, silent_seconds=consumer.silent_seconds,
+                          probes=consumer.probes, action="exit 3, for the supervisor to restart it")  # fmt: skip
+            service.fail(EXIT_CONSUMER_LOST)
+        return False
 
     async def declare_dead_letters() -> None:
         # Before any consumer starts: a dead letter published to an unbound fanout would be lost.
@@ -138,6 +177,7 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
     app.on_startup(connect_broker)
     app.on_startup(start_workers)
     app.on_startup(declare_dead_letters)
+    app.after_startup(start_watchdog)
     app.after_shutdown(stop_workers)
     service.stop_workers = stop_workers
 
@@ -153,7 +193,7 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
             decoder=keep_body_raw,
             title=route.subscriber,
         )
-        subscriber(_handler(route.subscriber, route.build, inbound))
+        subscriber(_handler(route.subscriber, route.build, inbound, watch, route.queue.name))
     return service
 
 
@@ -198,11 +238,27 @@ async def keep_body_raw(message: StreamMessage[Any]) -> bytes:
     return message.body
 
 
+async def _probe(broker: RabbitBroker, queue: str, replica: str) -> bool:
+    """Publish a probe straight to `queue`; True once the broker confirmed it reached the queue."""
+    try:
+        confirmed = await broker.publish(
+            b"", queue=queue, headers={PROBE_HEADER: replica}, message_id=f"probe-{uuid.uuid4()}",
+            mandatory=True, timeout=5,
+        )  # fmt: skip
+    except Exception as exc:
+        log.debug("consumer.probe_failed", queue=queue, error=describe(exc))
+        return False
+    return isinstance(confirmed, Basic.Ack)
+
+
 def _handler(
-    name: str, build_event: EventBuilder, inbound: Callable[[], InboundHandler]
+    name: str, build_event: EventBuilder, inbound: Callable[[], InboundHandler], watch: ConsumerWatch, queue: str
 ) -> Callable[[RabbitMessage], Awaitable[None]]:
     async def handle(message: RabbitMessage) -> None:
-        await inbound().take(message, build_event)
+        with watch.delivery(queue):
+            if PROBE_HEADER in (message.raw_message.headers or {}):
+                return  # a sign of life for the watchdog, acknowledged and never recorded
+            await inbound().take(message, build_event)
 
     handle.__name__ = name  # the routing table's subscriber name, e.g. on_samples_crawled
     return handle

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # How long `run` keeps trying to reach RabbitMQ at start-up (refused connection, unknown host)
     # before it gives up; a refused login fails at once.
     broker_startup_seconds: float = Field(default=30.0, gt=0)
+    # While an inbound queue is idle, a probe goes to it this often; a consumer silent through three
+    # probes is taken for lost and the service exits 3 (service/consumer_watch.py).
+    consumer_probe_seconds: float = Field(default=3.0, gt=0)
     # A replica can take messages and keep projections without dispatching or relaying chatbot tasks.
     chatbot_dispatch_enabled: bool = True
 

@@ -80,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Consume the ledger exchanges, record events, keep projections up to date. "
         "On SIGTERM/SIGINT: stop taking messages, finish in-flight ones, ack nothing unfinished. "
         "At start a refused RabbitMQ login fails at once; an unreachable broker is retried, each retry "
-        "logged, for BROKER_STARTUP_SECONDS (30).",
+        "logged, for BROKER_STARTUP_SECONDS (30). Exits 0 after a stop, 1 when it cannot start, and 3 "
+        "when an inbound queue's consumer stopped receiving (e.g. the queue was deleted and declared "
+        "again) so that a supervisor starts it again.",
         parents=[common],
     )
     demo = commands.add_parser(
@@ -271,8 +273,7 @@ async def _run(settings: Settings, _: argparse.Namespace) -> int:
     except SchemaNotCurrent as exc:
         raise CommandFailed(str(exc)) from exc
     service = build_service(settings)
-    await service.run()
-    return 0
+    return await service.run()
 
 
 async def _demo(settings: Settings, args: argparse.Namespace) -> int:

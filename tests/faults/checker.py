@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.topology import Topology
+from service.consumer_watch import PROBE_HEADER
 from service.read_models import all_projections
 from service.runner import rebuild
 from service.settings import Settings
@@ -96,11 +97,23 @@ async def queue_counts(connection: aio_pika.abc.AbstractConnection, names: list[
     channel = await connection.channel()
     try:
         for name in names:
+            await _drop_probes(channel, name)
             declared = (await channel.declare_queue(name, passive=True)).declaration_result
             counts[name] = (declared.message_count or 0, declared.consumer_count or 0)
     finally:
         await channel.close()
     return counts
+
+
+async def _drop_probes(channel: aio_pika.abc.AbstractChannel, name: str) -> None:
+    """Take the consumer watchdog's probes off the head of the queue: a replica stopped before it
+    took its last probe, which is no message of the publisher's."""
+    queue = await channel.get_queue(name, ensure=False)
+    while (message := await queue.get(fail=False, no_ack=False)) is not None:
+        if PROBE_HEADER not in (message.headers or {}):
+            await message.nack(requeue=True)
+            return
+        await message.ack()
 
 
 async def check_invariants(

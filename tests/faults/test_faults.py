@@ -8,8 +8,8 @@ import random
 import time
 
 import asyncpg
-import pytest
 
+from service.app import EXIT_CONSUMER_LOST
 from service.ops.status import projection_progress
 from service.read_models import all_projections
 from tests.faults.conftest import Rig, scale
@@ -154,14 +154,14 @@ async def test_replicas_share_the_work_and_survive_losing_one(rig: Rig) -> None:
     await _assert_holds(rig)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "OPEN: after its quorum queue is deleted and declared again, the service's connection receives no "
-    "Basic.Cancel; the queue shows one consumer and the messages sit unacknowledged, never handled; neither "
-    "recovery nor an exit happens (see docs/reliability.md)"))  # fmt: skip
 async def test_a_consumer_the_server_cancelled_comes_back_or_the_process_exits(rig: Rig) -> None:
-    """Delete and re-declare an inbound queue while the service consumes it: RabbitMQ cancels the
-    consumer. Either the service consumes the new queue, or it exits non-zero for its supervisor."""
-    replica = rig.replica()
+    """Delete and re-declare an inbound queue while the service consumes it. RabbitMQ 3.10 sends no
+    Basic.Cancel for a quorum queue and keeps a phantom consumer on the new one that swallows
+    deliveries, so the client cannot notice; the consumer watchdog's probes do, and the service exits 3
+    for its supervisor. Either the service consumes the new queue, or it exits non-zero and, started
+    again as a supervisor would, takes the messages the phantom held."""
+    rig.describe("cancelled consumer", "inbound queue deleted and declared again while consumed")
+    replica = rig.replica(CONSUMER_PROBE_SECONDS="0.5")
     replica.start()
     await rig.wait_for_topology()
     route = rig.topology.routes["creator.messaging"]
@@ -184,7 +184,9 @@ async def test_a_consumer_the_server_cancelled_comes_back_or_the_process_exits(r
         assert await rig.settled(), f"the cancelled consumer did not come back: {await rig.progress()}"
         assert await replica.stop() == 0
     else:
-        assert replica.exit_code() != 0, "the process exited 0 after losing a consumer"
+        assert replica.exit_code() == EXIT_CONSUMER_LOST, "the process exited without saying a consumer was lost"
+        lost = [e for e in replica.log_events() if e.get("event") == "consumer.lost"]
+        assert [e["queue"] for e in lost] == [route.queue.name], lost
         replica.start()  # as its supervisor would
         await rig.settle(60)
         assert await replica.stop() == 0

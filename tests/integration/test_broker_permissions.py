@@ -143,6 +143,16 @@ def publish(exchange: str, routing_key: str) -> Action:
     return act
 
 
+def publish_to_queue(queue: str) -> Action:
+    """Straight to a queue, through the default exchange (what the consumer watchdog's probes do)."""
+
+    async def act(channel: AbstractChannel) -> object:
+        message = aio_pika.Message(b"", message_id=secrets.token_hex(8))
+        return await channel.default_exchange.publish(message, routing_key=queue)
+
+    return act
+
+
 def read(queue: str) -> Action:
     async def act(channel: AbstractChannel) -> object:
         found = await channel.declare_queue(queue, passive=True)  # a passive declare needs no permission
@@ -195,6 +205,7 @@ CASES: list[tuple[str, str, Action, str]] = [
     ("collector", "read ledger.dead", read("ledger.dead"), REFUSED),
     ("collector", "read its inbound queue", read("ledger.ingest.samples"), REFUSED),
     ("collector", "declare a queue", declare_queue("ledger.collector.own"), REFUSED),
+    ("collector", "publish straight to an inbound queue", publish_to_queue("ledger.ingest.samples"), REFUSED),
     ("webhook-gateway", "publish tiktok.shop.56 to ledger.webhooks", publish(WEBHOOKS, "tiktok.shop.56"), ALLOWED),
     ("webhook-gateway", "publish a non-webhook key to ledger.webhooks", publish(WEBHOOKS, "tiktok.x"), REFUSED),
     ("webhook-gateway", "publish to ledger.ingest", publish(INGEST, "samples.crawled"), REFUSED),
@@ -224,6 +235,7 @@ CASES: list[tuple[str, str, Action, str]] = [
     ("sample-ledger", "read a worker's queue", read(WORKER_QUEUE), REFUSED),
     ("sample-ledger", "declare a queue outside ledger.*", declare_queue("chatbot.worker.other"), REFUSED),
     ("sample-ledger", "publish to amq.topic", publish("amq.topic", "anything"), REFUSED),
+    ("sample-ledger", "probe its inbound queue", publish_to_queue("ledger.ingest.samples"), ALLOWED),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aio_pika
@@ -9,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.crawl_batches import crawl_batch_event
 from handlers.delivery import delivery_of
-from service.app import Service
+from service.app import Service, build_service
 from service.eventstore import append_events
+from service.settings import Settings
 from tests.support import drain, eventually, example, publish, publish_without_message_id, rows, scalar
 
 PROJECTED = """
@@ -113,3 +115,24 @@ async def test_poison_is_dead_lettered_with_its_reason_and_consuming_goes_on(
     # The consumer is still alive: the good batch after the poison was recorded and projected.
     await eventually(lambda: scalar(engine, "SELECT count(*) FROM projections.crawl_batches"), lambda n: n == 1)
     assert await event_count(engine) == 1
+
+
+async def test_the_watchdogs_probes_are_taken_and_never_recorded(
+    settings: Settings, amqp: aio_pika.abc.AbstractConnection, engine: AsyncEngine
+) -> None:
+    """Idle queues get a probe every interval; each is acknowledged, nothing is recorded or
+    dead-lettered, and a live consumer is never taken for lost."""
+    svc = build_service(settings.model_copy(update={"chatbot_dispatch_enabled": False, "consumer_probe_seconds": 0.1}))
+    await svc.app.start()
+    try:
+        await asyncio.sleep(3)  # ≈ 30 probe intervals, 10 × the silence that would mean a lost consumer
+        await publish(amqp, svc.topology.ingest.name, "samples.crawled", example("9_1"), message_id="after-probes")
+        await eventually(lambda: event_count(engine), lambda n: n == 1)
+        assert svc.exit_code == 0
+        recorded = "SELECT count(*) FROM eventstore.events WHERE dedupe_key IS NOT NULL"  # messages, not derived
+        assert int(await scalar(engine, recorded)) == 1
+        assert await queue_depth(amqp, svc.topology.dead_letter_queue.name) == 0
+        for route in svc.topology.routes.values():
+            assert await queue_depth(amqp, route.queue.name) == 0, f"a probe was left on {route.queue.name}"
+    finally:
+        await svc.app.stop()
