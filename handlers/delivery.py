@@ -189,6 +189,9 @@ def _message(error: Any) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """A short, secret-free description: the exception type and the first line of its message."""
+    """A short, secret-free description: the exception type and the first line of its message (for a
+    validation error, the fields and what is wrong with them, never their values)."""
+    if isinstance(exc, ValidationError):
+        return f"ValidationError: {schema_detail(exc)}"[:300]
     first_line = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first_line}"[:300]

@@ -4,11 +4,18 @@ Each page is one transaction: lock the projection's checkpoint row, read the nex
 apply it, move the checkpoint. The row lock (`FOR UPDATE SKIP LOCKED`) means one replica works a
 projection at a time while the others skip it; the checkpoint moving in the same transaction as the
 rows means a crash repeats nothing and skips nothing.
+
+A page that fails for a reason other than an outage is folded again one event at a time, each in a
+savepoint. An event that fails where its neighbours pass is set aside in `projections.quarantined_events`
+and skipped, so one unfoldable event cannot stop a projection for good. When every event fails the
+fault is the projection's or the database's, not an event's: the error is raised and the page retried
+with backoff, as a quarantine of everything would silently empty the read model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
@@ -16,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.recorded import NewEvent, RecordedEvent
+from service.errors import describe, is_transient
 from service.eventstore import Checkpoint, append_events, begin_appending, read_page
 from service.loops import Loop
 
@@ -44,6 +52,53 @@ async def _apply(conn: AsyncConnection, projection: Projection, events: Sequence
         await append_events(conn, derived)
 
 
+@dataclass(frozen=True)
+class Unfoldable:
+    event: RecordedEvent
+    error: BaseException
+
+
+async def _apply_one_at_a_time(
+    conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]
+) -> list[Unfoldable]:
+    """Fold each event in its own savepoint, in order; the events that failed (an outage is raised)."""
+    failed = []
+    for event in events:
+        try:
+            async with conn.begin_nested():
+                await _apply(conn, projection, [event])
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            failed.append(Unfoldable(event, exc))
+    return failed
+
+
+_QUARANTINE = text("""
+    INSERT INTO projections.quarantined_events (projection, event_position, event_id, event_type, stream_id, error)
+    VALUES (:projection, :position, :event_id, :event_type, :stream_id, :error)
+    ON CONFLICT (projection, event_position) DO UPDATE SET error = EXCLUDED.error, quarantined_at = now()
+""")
+_CLEAR_QUARANTINE = text("DELETE FROM projections.quarantined_events WHERE projection = :projection")
+
+
+async def _apply_isolating(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent],
+                           page_failure: BaseException) -> None:  # fmt: skip
+    """The page failed as a whole: fold it event by event and quarantine the events at fault, unless
+    all of them failed (then the page's own error is raised, and retried)."""
+    failed = await _apply_one_at_a_time(conn, projection, events)
+    if len(failed) == len(events):
+        raise page_failure
+    for bad in failed:
+        event, error = bad.event, describe(bad.error)
+        await conn.execute(_QUARANTINE, {
+            "projection": projection.name, "position": event.position, "event_id": event.event_id,
+            "event_type": event.event_type, "stream_id": event.stream_id, "error": error,
+        })  # fmt: skip
+        log.error("projection.event_quarantined", projection=projection.name, position=event.position,
+                  event_type=event.event_type, stream_id=event.stream_id, error=error)  # fmt: skip
+
+
 _ENSURE = text("INSERT INTO projections.checkpoints (projection) VALUES (:name) ON CONFLICT DO NOTHING")
 _LOCK = text("""
     SELECT transaction_id::text AS txid_text, position FROM projections.checkpoints
@@ -69,14 +124,29 @@ async def save_checkpoint(conn: AsyncConnection, name: str, checkpoint: Checkpoi
 
 
 async def apply_next_page(engine: AsyncEngine, projection: Projection, page_size: int) -> int | None:
-    """Apply one page; the number of events applied, or None when another worker holds the projection."""
+    """Apply one page; the number of events applied (quarantined ones included), or None when another
+    worker holds the projection."""
+    try:
+        return await _apply_next_page(engine, projection, page_size)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        failure = exc
+    # Not on the happy path: savepoints cost round trips, so only a failed page pays for them.
+    return await _apply_next_page(engine, projection, page_size, page_failure=failure)
+
+
+async def _apply_next_page(engine: AsyncEngine, projection: Projection, page_size: int,
+                           page_failure: BaseException | None = None) -> int | None:  # fmt: skip
     async with engine.begin() as conn:
         await begin_appending(conn)  # derived events are appended after this transaction's first writes
         checkpoint = await lock_checkpoint(conn, projection.name)
         if checkpoint is None:
             return None
         page = await read_page(conn, checkpoint, projection.event_types, page_size)
-        if page.events:
+        if page.events and page_failure is not None:
+            await _apply_isolating(conn, projection, page.events, page_failure)
+        elif page.events:
             await _apply(conn, projection, page.events)
         if page.next_checkpoint != checkpoint:
             await save_checkpoint(conn, projection.name, page.next_checkpoint)
@@ -105,11 +175,12 @@ async def rebuild(engine: AsyncEngine, projection: Projection, page_size: int = 
         await conn.execute(_LOCK_WAIT, {"name": projection.name})
         if projection.tables:
             await conn.execute(text(f"TRUNCATE {', '.join(projection.tables)}"))
+        await conn.execute(_CLEAR_QUARANTINE, {"projection": projection.name})  # folded again below
         checkpoint = Checkpoint()
         while True:
             page = await read_page(conn, checkpoint, projection.event_types, page_size)
             if page.events:
-                await _apply(conn, projection, page.events)
+                await _rebuild_page(conn, projection, page.events)
                 total += len(page.events)
             checkpoint = page.next_checkpoint
             if len(page.events) < page_size:
@@ -117,6 +188,17 @@ async def rebuild(engine: AsyncEngine, projection: Projection, page_size: int = 
         await save_checkpoint(conn, projection.name, checkpoint)
     log.info("projection.rebuilt", projection=projection.name, events=total, position=checkpoint.position)
     return total
+
+
+async def _rebuild_page(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]) -> None:
+    """A savepoint per page: a rebuild is one transaction, so a failed page must not abort the rest."""
+    try:
+        async with conn.begin_nested():
+            await _apply(conn, projection, events)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        await _apply_isolating(conn, projection, events, exc)
 
 
 async def catch_up(engine: AsyncEngine, projection: Projection, page_size: int = 500) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -330,11 +330,20 @@ def event_said(e: Row) -> str:
         return f"{e['event_type']} (unreadable here: {type(exc).__name__})"
 
 
-def event_lines(events: Sequence[Row], notes: Mapping[int, str | None] | None = None) -> list[str]:
+_QUARANTINED = text("""
+    SELECT event_position, string_agg('QUARANTINED by ' || projection || ' (not applied): ' || error, '; '
+                                      ORDER BY projection) AS said
+    FROM projections.quarantined_events WHERE event_position = ANY(:positions) GROUP BY event_position
+""")
+
+
+def event_lines(events: Sequence[Row], notes: Mapping[int, str | None] | None = None,
+                quarantined: Mapping[int, str] | None = None) -> list[str]:  # fmt: skip
     lines = ["Events that mention it (log order)"]
     for e in events:
-        note = (notes or {}).get(e["position"])
-        said = event_said(e) + (f"  {note}" if note else "")
+        said = event_said(e)
+        for note in ((notes or {}).get(e["position"]), (quarantined or {}).get(e["position"])):
+            said += f"  {note}" if note else ""
         lines.append(f"  #{e['position']:<6} {when(e['recorded_at'])}  {said}")
     lines.append("  (inbound messages are listed when they changed the sample, status reports always; a crawl that saw "
                  "it unchanged is not)")  # fmt: skip
@@ -449,6 +458,7 @@ class Story:
     notes: dict[int, str | None]
     schedules: list[Row]
     tasks: list[Row]
+    quarantined: dict[int, str] = field(default_factory=dict)  # position -> which projections and why
 
     @property
     def region(self) -> str:
@@ -471,8 +481,11 @@ async def read_story(settings: Settings, reference: str) -> Story:
             history = await _all(conn, _HISTORY, id=sid)
             events = await _all(conn, _EVENTS, **event_parameters(sid, creator, product))
             notes = observation_notes(events, history, sid)
-            # Status reports on the product's other samples came along with the query: drop them.
-            ours = {*notes, *(h["event_position"] for h in history), sample["last_event_position"]}
+            quarantined = await _all(conn, _QUARANTINED, positions=[e["position"] for e in events])
+            # Status reports on the product's other samples came along with the query: drop them. One
+            # that could not be folded (quarantined) cannot be told apart, so it stays.
+            ours = {*notes, *(h["event_position"] for h in history), sample["last_event_position"],
+                    *(q["event_position"] for q in quarantined)}  # fmt: skip
             reports = StatusReported.type_name
             events = [e for e in events if e["event_type"] != reports or e["position"] in ours]
             return Story(
@@ -483,6 +496,7 @@ async def read_story(settings: Settings, reference: str) -> Story:
                 notes=notes,
                 schedules=await _all(conn, _SCHEDULES, id=sid),
                 tasks=await _all(conn, _TASKS, id=sid),
+                quarantined={q["event_position"]: q["said"] for q in quarantined},
             )
     finally:
         await engine.dispose()
@@ -493,7 +507,7 @@ def story_lines(story: Story) -> list[str]:
         *sample_lines(story.sample),
         *history_lines(story.history),
         *content_lines(story.contents),
-        *event_lines(story.events, story.notes),
+        *event_lines(story.events, story.notes, story.quarantined),
         *schedule_lines(story.schedules, story.region, why_no_schedule(story.history, story.sample)),
         *task_lines(story.tasks, story.region, story.schedules),
     ]
@@ -508,7 +522,8 @@ def story_document(story: Story) -> dict[str, Any]:
     now = datetime.now(UTC)
     events = [
         {"position": e["position"], "recorded_at": e["recorded_at"], "event_type": e["event_type"],
-         "said": event_said(e), "ignored": story.notes.get(e["position"])}
+         "said": event_said(e), "ignored": story.notes.get(e["position"]),
+         "quarantined": story.quarantined.get(e["position"])}
         for e in story.events
     ]  # fmt: skip
     return {

@@ -35,7 +35,8 @@ _PROJECTIONS = text("""
            (SELECT count(*) FROM (
                 SELECT 1 FROM eventstore.events e
                 WHERE (e.transaction_id, e.position) > (coalesce(c.transaction_id, '0'::xid8), coalesce(c.position, 0))
-                LIMIT :limit) behind) AS lag
+                LIMIT :limit) behind) AS lag,
+           (SELECT count(*) FROM projections.quarantined_events q WHERE q.projection = p.name) AS quarantined
     FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS p(name, ord)
     LEFT JOIN projections.checkpoints c ON c.projection = p.name
     ORDER BY p.ord
@@ -43,7 +44,8 @@ _PROJECTIONS = text("""
 
 
 async def projection_progress(conn: AsyncConnection, names: Sequence[str]) -> Sequence[RowMapping]:
-    """Per projection: checkpoint position, when it moved, log head, and events behind (capped)."""
+    """Per projection: checkpoint position, when it moved, log head, events behind (capped), and
+    events it quarantined."""
     return (await conn.execute(_PROJECTIONS, {"names": list(names), "limit": LAG_COUNT_LIMIT})).mappings().all()
 
 
@@ -179,6 +181,7 @@ async def projection_data(conn: AsyncConnection, settings: Settings) -> dict[str
                 "lag": int(row["lag"]),
                 "lag_is_at_least": int(row["lag"]) >= LAG_COUNT_LIMIT,  # the count stops there
                 "moved_seconds_ago": None if row["position"] is None else float(row["moved_seconds_ago"]),
+                "quarantined": int(row["quarantined"]),
             }
             for row in rows
         ],
@@ -195,7 +198,10 @@ def projection_text(data: dict[str, Any]) -> list[str]:
             lines.append(f"  {row['name']:<{width}}  no checkpoint yet, lag {lag} events")
             continue
         moved = age(row["moved_seconds_ago"])
-        lines.append(f"  {row['name']:<{width}}  checkpoint {row['checkpoint']}, lag {lag} events, moved {moved} ago")
+        line = f"  {row['name']:<{width}}  checkpoint {row['checkpoint']}, lag {lag} events, moved {moved} ago"
+        if row["quarantined"]:
+            line += f", {plural(row['quarantined'], 'event')} QUARANTINED (projections.quarantined_events)"
+        lines.append(line)
     return lines
 
 
