@@ -8,6 +8,8 @@ they last; a message that can never succeed goes at once, unchanged, to `ledger.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from datetime import UTC, datetime
 
 import structlog
@@ -52,6 +54,11 @@ class InboundHandler:
         """Retry a failure that may pass (database down, deadlock) until it passes or the service stops:
         an outage must not turn good messages into dead letters. The delivery stays unacknowledged
         meanwhile, so prefetch holds the rest back, and a stop hands it back to RabbitMQ."""
+        try:  # the first attempt without tenacity's machinery: almost every message needs only one
+            return await self._recorder.record(event)
+        except Exception as failure:
+            if not self._is_transient(failure):
+                raise
         retrying = AsyncRetrying(
             retry=retry_if_exception(self._is_transient),
             wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
@@ -59,10 +66,11 @@ class InboundHandler:
             # Debug: in an outage every in-flight message retries; the recorder warns once per failed commit.
             before_sleep=lambda state: log.debug(
                 "message.record_retry",
-                attempt=state.attempt_number,
+                attempt=state.attempt_number + 1,
                 error=describe(exc) if state.outcome and (exc := state.outcome.exception()) else None,
             ),
         )
+        await asyncio.sleep(random.uniform(0.1, 0.3))  # noqa: S311 (jitter) the first wait, which tenacity skips
         async for attempt in retrying:
             with attempt:
                 return await self._recorder.record(event)

@@ -8,7 +8,6 @@ when this projection folds them, so a rebuild gives exactly the live rows and re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -70,8 +69,7 @@ class ChatbotFold:
             (self.schedules[sid][scenario], *self.where[sid], position)
             for (sid, scenario), position in self.changed_schedules.items()
         ])  # fmt: skip
-        await store.upsert_tasks(conn, [{**self.tasks[t], "messages": json.dumps(self.tasks[t]["messages"])}
-                                        for t in sorted(self.changed_tasks)])  # fmt: skip
+        await store.upsert_tasks(conn, [self.tasks[t] for t in sorted(self.changed_tasks)])
         await store.upsert_opt_outs(conn, [
             {"platform_creator_id": c, "opted_out": self.opt_outs[c][0], "changed_at": self.opt_outs[c][1]}
             for c in sorted(self.changed_opt_outs)

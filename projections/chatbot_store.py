@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events.chatbot_events import Scenario
+from projections.bulk_sql import insert_from_rows, rows_param
 from projections.chatbot_rules import Schedule, ScheduleState
 
 _SCHEDULE_COLUMNS = ("sample_id, scenario, state, due_at, run_count, max_runs, skip_reason, last_run_at, region, "
@@ -17,18 +18,16 @@ _LOAD_SCHEDULES = text(f"""
     SELECT {_SCHEDULE_COLUMNS} FROM projections.chatbot_schedules
     WHERE sample_id = ANY(CAST(:samples AS text[])) OR platform_creator_id = ANY(CAST(:creators AS text[]))
 """)
-_UPSERT_SCHEDULE = text("""
-    INSERT INTO projections.chatbot_schedules
-        (sample_id, scenario, state, due_at, run_count, max_runs, skip_reason, last_run_at, region,
-         platform_creator_id, updated_position)
-    VALUES (:sample_id, :scenario, :state, :due_at, :run_count, :max_runs, :skip_reason, :last_run_at, :region,
-            :platform_creator_id, :updated_position)
+_UPSERT_SCHEDULE = text(
+    insert_from_rows("projections.chatbot_schedules", (*_SCHEDULE_COLUMNS.split(", "), "updated_position"))
+    + """
     ON CONFLICT (sample_id, scenario) DO UPDATE SET
         state = excluded.state, due_at = excluded.due_at, run_count = excluded.run_count,
         max_runs = excluded.max_runs, skip_reason = excluded.skip_reason, last_run_at = excluded.last_run_at,
         region = excluded.region, platform_creator_id = excluded.platform_creator_id,
         updated_position = excluded.updated_position
-""")
+"""
+)
 _TASK_COLUMNS = ("task_id", "sample_id", "scenario", "run_no", "platform_creator_id", "region", "messages",
                  "issued_at", "published_at", "publications", "outcome", "outcome_reason", "outcome_at", "retry_at",
                  "closed")  # fmt: skip
@@ -36,9 +35,8 @@ _LOAD_TASKS = text(
     f"SELECT {', '.join(_TASK_COLUMNS)} FROM projections.chatbot_tasks WHERE task_id = ANY(CAST(:ids AS text[]))"
 )
 _UPSERT_TASK = text(
-    f"INSERT INTO projections.chatbot_tasks ({', '.join(_TASK_COLUMNS)}) VALUES ("
-    + ", ".join("CAST(:messages AS jsonb)" if c == "messages" else f":{c}" for c in _TASK_COLUMNS)
-    + ") ON CONFLICT (task_id) DO UPDATE SET "
+    insert_from_rows("projections.chatbot_tasks", _TASK_COLUMNS)
+    + " ON CONFLICT (task_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _TASK_COLUMNS if c != "task_id")
 )
 _LOAD_OPT_OUTS = text(
@@ -73,12 +71,12 @@ async def load_schedules(
 async def upsert_schedules(conn: AsyncConnection, rows: Sequence[tuple[Schedule, str, str | None, int]]) -> None:
     if not rows:
         return
-    await conn.execute(_UPSERT_SCHEDULE, [
+    await conn.execute(_UPSERT_SCHEDULE, rows_param([
         {"sample_id": s.sample_id, "scenario": s.scenario.value, "state": s.state.value, "due_at": s.due_at,
          "run_count": s.run_count, "max_runs": s.max_runs, "skip_reason": s.reason, "last_run_at": s.last_run_at,
          "region": region, "platform_creator_id": creator, "updated_position": position}
         for s, region, creator, position in rows
-    ])  # fmt: skip
+    ]))  # fmt: skip
 
 
 async def load_tasks(conn: AsyncConnection, task_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -90,7 +88,7 @@ async def load_tasks(conn: AsyncConnection, task_ids: Iterable[str]) -> dict[str
 
 async def upsert_tasks(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(_UPSERT_TASK, list(rows))
+        await conn.execute(_UPSERT_TASK, rows_param(rows))
 
 
 async def load_opt_outs(conn: AsyncConnection, creator_ids: Iterable[str]) -> dict[str, tuple[bool, Any]]:

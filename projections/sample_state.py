@@ -65,12 +65,11 @@ class SampleState:
 
     def fingerprint(self) -> str:
         """Hash of every projected fact except when the sample was seen: equal means nothing changed."""
-        parts = [
-            f"{f.name}={getattr(self, f.name)!s}"
-            for f in fields(self)
-            if f.name not in ("first_seen_at", "last_seen_at")
-        ]
+        parts = [f"{name}={getattr(self, name)!s}" for name in _FINGERPRINTED]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+_FINGERPRINTED = tuple(f.name for f in fields(SampleState) if f.name not in ("first_seen_at", "last_seen_at"))
 
 
 @dataclass(frozen=True)
@@ -168,12 +167,11 @@ def _apply_status(state: SampleState, obs: Observation) -> tuple[SampleState, St
         return state, None, False
     if is_stale(state, obs):
         return state, None, True
-    observed = replace(state, status_observed_at=obs.observed_at)
     if obs.status == state.status:
         if obs.status == Status.CANCELED and obs.cancel_reason is not None:
             # The newest known reason wins; a reason that arrives late is not lost to its status.
-            observed = replace(observed, cancel_reason=obs.cancel_reason)
-        return observed, None, False
+            return replace(state, status_observed_at=obs.observed_at, cancel_reason=obs.cancel_reason), None, False
+        return replace(state, status_observed_at=obs.observed_at), None, False
     change = StatusChange(
         from_status=state.status,
         to_status=obs.status,
@@ -182,7 +180,8 @@ def _apply_status(state: SampleState, obs: Observation) -> tuple[SampleState, St
         regression=is_regression(state.status, obs.status),
     )
     moved = replace(
-        observed,
+        state,
+        status_observed_at=obs.observed_at,
         status=obs.status,
         status_changed_at=obs.observed_at,
         status_source=obs.source,

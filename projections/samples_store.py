@@ -3,52 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events.statuses import Status
+from projections.bulk_sql import insert_from_rows, rows_param
 from projections.sample_state import SampleState
 
 STATE_COLUMNS = tuple(f.name for f in fields(SampleState))
 
 _LOAD = text(f"SELECT {', '.join(STATE_COLUMNS)} FROM projections.samples WHERE sample_id = ANY(CAST(:ids AS text[]))")
 
+
 _WRITTEN_COLUMNS = (*STATE_COLUMNS, "fingerprint", "last_event_position")
 _UPSERT = text(
-    f"INSERT INTO projections.samples ({', '.join(_WRITTEN_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _WRITTEN_COLUMNS)}) "
-    "ON CONFLICT (sample_id) DO UPDATE SET "
+    insert_from_rows("projections.samples", _WRITTEN_COLUMNS)
+    + " ON CONFLICT (sample_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _WRITTEN_COLUMNS if c != "sample_id")
 )
 
-_UPSERT_CONTENT = text("""
-    INSERT INTO projections.sample_contents AS c
-        (sample_id, content_key, content_type, title, posted_at, view_count, like_count, comment_count,
-         order_count, order_amount, first_seen_at, last_seen_at)
-    VALUES (:sample_id, :content_key, :content_type, :title, :posted_at, :view_count, :like_count,
-            :comment_count, :order_count, :order_amount, :first_seen_at, :last_seen_at)
+CONTENT_COLUMNS = ("sample_id", "content_key", "content_type", "title", "posted_at", "view_count", "like_count",
+                   "comment_count", "order_count", "order_amount", "first_seen_at", "last_seen_at")  # fmt: skip
+_UPSERT_CONTENT = text(
+    insert_from_rows("projections.sample_contents", CONTENT_COLUMNS)
+    + """
     ON CONFLICT (sample_id, content_key) DO UPDATE SET  -- merged with the stored row already (merge_sightings)
         view_count = excluded.view_count, like_count = excluded.like_count,
         comment_count = excluded.comment_count, order_count = excluded.order_count,
         order_amount = excluded.order_amount, first_seen_at = excluded.first_seen_at,
         last_seen_at = excluded.last_seen_at
-""")
-CONTENT_COLUMNS = ("sample_id", "content_key", "content_type", "title", "posted_at", "view_count", "like_count",
-                   "comment_count", "order_count", "order_amount", "first_seen_at", "last_seen_at")  # fmt: skip
+"""
+)
 _LOAD_CONTENTS = text(f"""
     SELECT {", ".join(CONTENT_COLUMNS)} FROM projections.sample_contents
     WHERE (sample_id, content_key) IN (
         SELECT s, k FROM unnest(CAST(:sample_ids AS text[]), CAST(:keys AS text[])) AS u(s, k))
 """)
 
-_INSERT_HISTORY = text("""
-    INSERT INTO projections.sample_status_history
-        (event_position, sample_id, seq, from_status, to_status, observed_at, source, regression)
-    VALUES (:event_position, :sample_id, :seq, :from_status, :to_status, :observed_at, :source, :regression)
-""")
+HISTORY_COLUMNS = ("event_position", "sample_id", "seq", "from_status", "to_status", "observed_at", "source",
+                   "regression")  # fmt: skip
+_INSERT_HISTORY = text(insert_from_rows("projections.sample_status_history", HISTORY_COLUMNS))
 
 _INSERT_BATCH = text("""
     INSERT INTO projections.crawl_batches
@@ -77,11 +74,12 @@ def _state(row: Any) -> SampleState:
 async def upsert_samples(conn: AsyncConnection, states: Sequence[tuple[SampleState, int]]) -> None:
     """Write whole rows: the state was computed from the loaded row, so every column is already merged."""
     if states:
-        await conn.execute(_UPSERT, [_sample_params(state, position) for state, position in states])
+        await conn.execute(_UPSERT, rows_param([_sample_params(state, position) for state, position in states]))
 
 
 def _sample_params(state: SampleState, position: int) -> dict[str, Any]:
-    params = asdict(state)
+    # Not dataclasses.asdict: it deep-copies every value, which cost a tenth of a page's fold.
+    params = {column: getattr(state, column) for column in STATE_COLUMNS}
     params["status"] = state.status.value if state.status else None
     params["fingerprint"] = state.fingerprint()
     params["last_event_position"] = position
@@ -102,12 +100,12 @@ async def load_contents(
 
 async def upsert_contents(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(_UPSERT_CONTENT, list(rows))
+        await conn.execute(_UPSERT_CONTENT, rows_param(rows))
 
 
 async def insert_history(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(_INSERT_HISTORY, list(rows))
+        await conn.execute(_INSERT_HISTORY, rows_param(rows))
 
 
 async def insert_crawl_batches(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

@@ -116,7 +116,11 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
                 relay_loop.nudge()
             return report.total > 0
 
-        chatbot_loops = [Loop("dispatcher", dispatch, settings.chatbot_poll_seconds), relay_loop]
+        dispatcher_loop = Loop("dispatcher", dispatch, settings.chatbot_poll_seconds)
+        assert service.runner is not None
+        # A schedule the chatbot projection just made due is dispatched now, not at the next poll.
+        service.runner.wake_after("chatbot", dispatcher_loop.nudge)
+        chatbot_loops = [dispatcher_loop, relay_loop]
         service.loops.extend(chatbot_loops)
         service.tasks.extend(asyncio.create_task(loop.run(), name=loop.name) for loop in chatbot_loops)
 

@@ -29,8 +29,11 @@ def redacted_amqp(amqp_url: str) -> str:
 
 
 def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
-    # pre_ping: without it the first statement after a PostgreSQL restart fails on a stale connection.
-    return create_async_engine(async_url(database_url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    # No pre-ping: it costs a round trip on every checkout, on every page and commit of the hot path.
+    # After a PostgreSQL restart the first statement on a stale connection fails instead; SQLAlchemy
+    # then invalidates the whole pool, and every caller retries a transient error (recorder,
+    # handlers, runner, dispatcher and relay loops), so a restart costs one failed attempt, not data.
+    return create_async_engine(async_url(database_url), pool_size=pool_size, max_overflow=pool_size)
 
 
 async def ensure_database_exists(database_url: str) -> bool:

@@ -65,8 +65,11 @@ _CONTEXT = text("""
 _OUTBOX = text("""
     INSERT INTO eventstore.chatbot_outbox
         (task_id, publication, sample_id, scenario, run_no, platform_creator_id, body, created_at, next_attempt_at)
-    VALUES (:task_id, :publication, :sample_id, :scenario, :run_no, :platform_creator_id, CAST(:body AS jsonb),
-            :now, :now)
+    SELECT t.task_id, 1, t.sample_id, t.scenario, t.run_no, t.creator, t.body::jsonb, :now, :now
+    FROM unnest(CAST(:task_ids AS text[]), CAST(:sample_ids AS text[]), CAST(:scenarios AS text[]),
+                CAST(:run_nos AS int[]), CAST(:creators AS text[]), CAST(:bodies AS text[]))
+         AS t(task_id, sample_id, scenario, run_no, creator, body)
+    ORDER BY t.task_id  -- a stable order between replicas
     ON CONFLICT DO NOTHING
 """)
 _RETRIES = text("""
@@ -83,6 +86,40 @@ _COPY_FOR_RETRY = text("""
     FROM eventstore.chatbot_outbox WHERE task_id = :task_id AND publication = 1
     ON CONFLICT DO NOTHING
 """)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A run decided to go out now: its event, and the task body its outbox row will carry."""
+
+    issued: ChatbotTaskIssued
+    event: NewEvent
+    body: list[dict[str, Any]]
+
+
+def _deferral(schedule: dict[str, Any], run_no: int, until: datetime) -> NewEvent:
+    sample_id, scenario = schedule["sample_id"], Scenario(schedule["scenario"])
+    deferred = ChatbotDispatchDeferred(sample_id=sample_id, scenario=scenario, run_no=run_no, until=until,
+                                       due_at=schedule["due_at"])  # fmt: skip
+    return NewEvent.of(
+        deferred, stream_id=streams.chatbot_schedule(sample_id, scenario), metadata={"source": "dispatcher"},
+        # The due time is part of the decision: when the schedule is moved after a deferral, the
+        # next deferral is a new decision, not a duplicate of the old one (which left it due).
+        event_id=decision_id(deferred.type_name, sample_id, scenario, run_no,
+                             schedule["due_at"].isoformat(), until.isoformat()),
+    )  # fmt: skip
+
+
+def _outbox_rows(decided: list[Issue], now: datetime) -> dict[str, Any]:
+    return {
+        "task_ids": [i.issued.task_id for i in decided],
+        "sample_ids": [i.issued.sample_id for i in decided],
+        "scenarios": [str(i.issued.scenario) for i in decided],
+        "run_nos": [i.issued.run_no for i in decided],
+        "creators": [i.issued.platform_creator_id for i in decided],
+        "bodies": [json.dumps(i.body, ensure_ascii=False) for i in decided],
+        "now": now,
+    }
 
 
 @dataclass(frozen=True)
@@ -124,7 +161,8 @@ class Dispatcher:
             recent.setdefault(creator, []).append(created_at)
         contexts = {r["sample_id"]: dict(r) for r in (await conn.execute(
             _CONTEXT, {"ids": [d["sample_id"] for d in due]})).mappings()}  # fmt: skip
-        issued = deferred = 0
+        deferrals: list[NewEvent] = []
+        issues: list[Issue] = []
         for schedule in due:
             creator = schedule["platform_creator_id"]
             run_no = schedule["run_count"] + 1
@@ -132,28 +170,19 @@ class Dispatcher:
                                  tz=region_timezone(schedule["region"]), issued=recent.get(creator, []),
                                  cap=self._settings.chatbot_daily_cap)  # fmt: skip
             if when > now:
-                await self._defer(conn, schedule, run_no, when)
-                deferred += 1
+                deferrals.append(_deferral(schedule, run_no, when))
                 continue
-            if await self._issue(conn, schedule, run_no, contexts.get(schedule["sample_id"], {}), now):
-                recent.setdefault(creator, []).append(now)
-                issued += 1
-        return issued, deferred
+            issues.append(self._issue(schedule, run_no, contexts.get(schedule["sample_id"], {}), now))
+            recent.setdefault(creator, []).append(now)  # counts toward the cap of the rest of this pass
+        # Every decision of the pass in one append, and the outbox rows in one insert.
+        await append_events(conn, deferrals)
+        recorded = await append_events(conn, [issue.event for issue in issues])
+        decided = [issue for issue, new in zip(issues, recorded, strict=True) if new]
+        if decided:  # only the transaction that decided a run writes its outbox row
+            await conn.execute(_OUTBOX, _outbox_rows(decided, now))
+        return len(decided), len(deferrals)
 
-    async def _defer(self, conn: AsyncConnection, schedule: dict[str, Any], run_no: int, until: datetime) -> None:
-        sample_id, scenario = schedule["sample_id"], Scenario(schedule["scenario"])
-        deferred = ChatbotDispatchDeferred(sample_id=sample_id, scenario=scenario, run_no=run_no, until=until,
-                                           due_at=schedule["due_at"])  # fmt: skip
-        await append_events(conn, [NewEvent.of(
-            deferred, stream_id=streams.chatbot_schedule(sample_id, scenario), metadata={"source": "dispatcher"},
-            # The due time is part of the decision: when the schedule is moved after a deferral, the
-            # next deferral is a new decision, not a duplicate of the old one (which left it due).
-            event_id=decision_id(deferred.type_name, sample_id, scenario, run_no,
-                                 schedule["due_at"].isoformat(), until.isoformat()),
-        )])  # fmt: skip
-
-    async def _issue(self, conn: AsyncConnection, schedule: dict[str, Any], run_no: int, context: dict[str, Any],
-                     now: datetime) -> bool:  # fmt: skip
+    def _issue(self, schedule: dict[str, Any], run_no: int, context: dict[str, Any], now: datetime) -> Issue:
         sample_id, scenario = schedule["sample_id"], schedule["scenario"]
         the_task_id = task_id(sample_id, scenario, run_no)
         messages = build_messages(scenario, MessageContext(
@@ -173,17 +202,9 @@ class Dispatcher:
             platform_creator_id=schedule["platform_creator_id"], region=schedule["region"], messages=messages,
             issued_at=now,
         )  # fmt: skip
-        (new,) = await append_events(conn, [NewEvent.of(
-            issued, stream_id=streams.chatbot_task(the_task_id), metadata={"source": "dispatcher"},
-            event_id=decision_id(issued.type_name, the_task_id),
-        )])  # fmt: skip
-        if new:  # only the transaction that decided the run writes its outbox row
-            await conn.execute(_OUTBOX, {
-                "task_id": the_task_id, "publication": 1, "sample_id": sample_id, "scenario": scenario,
-                "run_no": run_no, "platform_creator_id": schedule["platform_creator_id"],
-                "body": json.dumps(body, ensure_ascii=False), "now": now,
-            })  # fmt: skip
-        return bool(new)
+        event = NewEvent.of(issued, stream_id=streams.chatbot_task(the_task_id), metadata={"source": "dispatcher"},
+                            event_id=decision_id(issued.type_name, the_task_id))  # fmt: skip
+        return Issue(issued, event, body)
 
     async def _retry_failed(self, conn: AsyncConnection, now: datetime) -> int:
         """A retryable failure is published again under the same task id, never in quiet hours."""

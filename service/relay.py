@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,8 +42,9 @@ _CLAIM = text("""
     FOR UPDATE SKIP LOCKED
 """)
 _PUBLISHED = text("""
-    UPDATE eventstore.chatbot_outbox SET published_at = :now, attempts = attempts + 1, last_error = NULL
-    WHERE task_id = :task_id AND publication = :publication
+    UPDATE eventstore.chatbot_outbox o SET published_at = :now, attempts = o.attempts + 1, last_error = NULL
+    FROM unnest(CAST(:task_ids AS text[]), CAST(:publications AS int[])) AS p(task_id, publication)
+    WHERE o.task_id = p.task_id AND o.publication = p.publication
 """)
 _FAILED = text("""
     UPDATE eventstore.chatbot_outbox SET attempts = attempts + 1, next_attempt_at = :retry_at, last_error = :error
@@ -59,6 +61,14 @@ def backoff(attempts: int) -> timedelta:
 class RelayReport:
     published: int = 0
     failed: int = 0
+
+
+def _failures_to_record(failures: Sequence[tuple[Any, Exception]]) -> list[tuple[Any, Exception]]:
+    """Each refused task backs off; when the broker itself is away, only the first task it failed
+    does (the others were not refused, only not sent: they go on the next pass, without a backoff)."""
+    refused = [(row, error) for row, error in failures if not _broker_unavailable(error)]
+    unreachable = [(row, error) for row, error in failures if _broker_unavailable(error)]
+    return refused + unreachable[:1]
 
 
 def _broker_unavailable(exc: BaseException) -> bool:
@@ -93,24 +103,30 @@ class OutboxRelay:
             self._connection = None
 
     async def relay_once(self) -> RelayReport:
+        """Publish a batch of due rows at once and await their confirms together, then mark the
+        confirmed ones in one statement: one round trip to the broker per batch, not per task."""
         now = self._clock()
-        published = failed = 0
         async with self._engine.begin() as conn:
             await begin_appending(conn)  # claiming outbox rows is a write, before the appends
-            for row in (await conn.execute(_CLAIM, {"now": now, "limit": self._batch})).mappings().all():
-                try:
-                    await self.publish(row)
-                except Exception as exc:
-                    failed += 1
-                    await self._failed(conn, row, now, exc)
-                    if _broker_unavailable(exc):
-                        break  # the rest would fail the same way: try them on the next pass, not now
-                    continue
-                await self.mark_published(conn, row, now)
-                published += 1
-        if published or failed:
-            log.info("chatbot.relayed", published=published, failed=failed)
-        return RelayReport(published, failed)
+            rows = (await conn.execute(_CLAIM, {"now": now, "limit": self._batch})).mappings().all()
+            if not rows:
+                return RelayReport()
+            errors = await asyncio.gather(*(self._attempt(row) for row in rows))
+            confirmed = [row for row, error in zip(rows, errors, strict=True) if error is None]
+            failures = [(row, error) for row, error in zip(rows, errors, strict=True) if error is not None]
+            if confirmed:
+                await self.mark_published(conn, confirmed, now)
+            for row, error in _failures_to_record(failures):
+                await self._failed(conn, row, now, error)
+        log.info("chatbot.relayed", published=len(confirmed), failed=len(failures))
+        return RelayReport(len(confirmed), len(failures))
+
+    async def _attempt(self, row: Any) -> Exception | None:
+        try:
+            await self.publish(row)
+        except Exception as exc:
+            return exc
+        return None
 
     async def publish(self, row: Any) -> None:
         if self._exchange is None:
@@ -125,13 +141,14 @@ class OutboxRelay:
         )
         await self._exchange.publish(message, routing_key=ROUTING_KEY, mandatory=True, timeout=10)
 
-    async def mark_published(self, conn: AsyncConnection, row: Any, now: datetime) -> None:
-        await conn.execute(_PUBLISHED, {"now": now, "task_id": row["task_id"], "publication": row["publication"]})
-        published = ChatbotTaskPublished(task_id=row["task_id"], publication=row["publication"], at=now)
+    async def mark_published(self, conn: AsyncConnection, rows: Sequence[Any], now: datetime) -> None:
+        keys = {"task_ids": [r["task_id"] for r in rows], "publications": [r["publication"] for r in rows]}
+        await conn.execute(_PUBLISHED, {"now": now, **keys})
         await append_events(conn, [NewEvent.of(
             published, stream_id=streams.chatbot_publication(published.task_id), metadata={"source": "relay"},
             event_id=decision_id(published.type_name, published.task_id, published.publication),
-        )])  # fmt: skip
+        ) for published in (ChatbotTaskPublished(task_id=r["task_id"], publication=r["publication"], at=now)
+                            for r in rows)])  # fmt: skip
 
     async def _failed(self, conn: AsyncConnection, row: Any, now: datetime, exc: Exception) -> None:
         retry_at = now + backoff(row["attempts"])

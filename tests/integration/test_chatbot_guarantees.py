@@ -88,7 +88,7 @@ async def test_crash_after_the_confirm_republishes_only_under_the_same_id(
     workers: aio_pika.abc.AbstractQueue,
 ) -> None:
     class KilledAfterConfirm(OutboxRelay):
-        async def mark_published(self, conn: AsyncConnection, row: Any, now: Any) -> None:
+        async def mark_published(self, conn: AsyncConnection, rows: Any, now: Any) -> None:
             raise RuntimeError("process killed between the broker's confirm and the commit")
 
     await shipped_schedule_is_due(service, amqp, engine)
