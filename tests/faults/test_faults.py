@@ -8,6 +8,7 @@ import random
 import time
 
 import asyncpg
+import pytest
 
 from service.app import EXIT_CONSUMER_LOST
 from service.ops.status import projection_progress
@@ -59,6 +60,7 @@ async def test_broker_outage_mid_flow_recovers_without_a_hot_loop(rig: Rig) -> N
     replica = rig.replica()
     replica.start()
     await rig.wait_for_topology()
+    baseline = replica.rss_kib()
     publishing = await _publish_in_background(rig, messages, pace=0.002)
     await asyncio.sleep(1)
     rig.broker_proxy.cut()
@@ -68,6 +70,7 @@ async def test_broker_outage_mid_flow_recovers_without_a_hot_loop(rig: Rig) -> N
     took = await rig.settle(SETTLE_SECONDS)
     assert replica.running(), "the service died instead of reconnecting"
     assert replica.noisy_seconds() <= 2, f"{replica.noisy_seconds()} seconds with over 20 warnings: a hot loop"
+    assert replica.rss_kib() < baseline * 2 + 50_000, f"memory grew from {baseline} KiB to {replica.rss_kib()} KiB"
     assert await replica.stop() == 0
     await _assert_holds(rig)
     assert took < SETTLE_SECONDS
@@ -94,32 +97,69 @@ async def test_database_outage_mid_flow_recovers_without_a_hot_loop(rig: Rig) ->
     await _assert_holds(rig)
 
 
-async def test_a_long_transaction_in_another_database_leaves_projection_lag_near_zero(
-    rig: Rig, other_database: str
+@pytest.mark.parametrize("where", ["another database", "this database, outside the event store"])
+async def test_a_long_foreign_transaction_leaves_projection_lag_near_zero(
+    rig: Rig, other_database: str, where: str
 ) -> None:
-    rig.describe("foreign transaction", "write transaction held open in another database for the whole run")
-    other = await asyncpg.connect(other_database)
+    rig.describe(f"foreign transaction ({where})", f"write transaction held open in {where} for the whole run")
+    other = await asyncpg.connect(other_database if where == "another database" else rig.settings.database_url)
     try:
         replica = rig.replica()
         replica.start()
         await rig.wait_for_topology()
+        await other.execute("CREATE TABLE public.held (n int)")
         foreign = other.transaction()
         await foreign.start()
-        await other.execute("CREATE TABLE held (n int); INSERT INTO held VALUES (1)")
+        await other.execute("INSERT INTO public.held VALUES (1)")  # a write: the transaction has an id
         publishing = await _publish_in_background(rig, mixed_workload(seed=4, count=scale(200, 2_000)), 0.01)
         worst_lag = 0
-        names = [p.name for p in all_projections(rig.settings)]
         while not publishing.done():
-            async with rig.engine.connect() as conn:
-                worst_lag = max(worst_lag, *(int(p["lag"]) for p in await projection_progress(conn, names)))
+            worst_lag = max(worst_lag, await _worst_lag(rig))
             await asyncio.sleep(0.5)
-        await rig.settle(60)  # while the other database's transaction is still open
+        await rig.settle(60)  # while the foreign transaction is still open
         await foreign.rollback()
-        assert worst_lag < 100, f"projections trailed by {worst_lag} events while another database wrote"
+        assert worst_lag < 100, f"projections trailed by {worst_lag} events while {where} held a write"
         assert await replica.stop() == 0
         await _assert_holds(rig)
     finally:
         await other.close()
+
+
+async def test_an_appending_transaction_held_open_delays_projections_and_loses_nothing(rig: Rig) -> None:
+    """An appender of this database (here a hand-made one, holding the appender lock like any) holds
+    the read fence: projections must wait for it, because it may still commit events below what they
+    would read. Nothing is skipped, nothing is lost, and everything settles once it ends."""
+    held_for = scale(6, 30)
+    rig.describe("appending transaction", f"an event-store write held open {held_for} s in this database")
+    replica = rig.replica()
+    replica.start()
+    await rig.wait_for_topology()
+    baseline = replica.rss_kib()
+    holder = await asyncpg.connect(rig.settings.database_url)
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT pg_advisory_xact_lock_shared(7241, 1)")  # eventstore.APPENDER_LOCK
+        await holder.execute("SELECT pg_current_xact_id()")
+        publishing = await _publish_in_background(rig, mixed_workload(seed=8, count=scale(200, 2_000)), 0.01)
+        await asyncio.sleep(held_for)
+        lag_while_held = await _worst_lag(rig)
+        await held.rollback()
+    finally:
+        await holder.close()
+    await publishing
+    await rig.settle(SETTLE_SECONDS)
+    assert lag_while_held > 0, "projections read past an open appender: the fence is gone"
+    assert replica.noisy_seconds() <= 2, f"{replica.noisy_seconds()} seconds with over 20 warnings: a hot loop"
+    assert replica.rss_kib() < baseline * 2 + 50_000, f"memory grew from {baseline} KiB to {replica.rss_kib()} KiB"
+    assert await replica.stop() == 0
+    await _assert_holds(rig)
+
+
+async def _worst_lag(rig: Rig) -> int:
+    names = [p.name for p in all_projections(rig.settings)]
+    async with rig.engine.connect() as conn:
+        return max(int(p["lag"]) for p in await projection_progress(conn, names))
 
 
 async def test_duplicates_and_disorder_change_nothing(rig: Rig) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service import eventstore
 from service.eventstore import append_events, begin_appending
 from service.runner import catch_up
 from tests.integration.test_event_store import Collecting, ping
@@ -80,3 +81,24 @@ async def test_a_transaction_that_wrote_before_announcing_itself_cannot_append(e
         await conn.rollback()
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM eventstore.events"))).scalar_one() == 0
+
+
+async def test_without_the_fence_a_late_commit_is_skipped_for_good(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gap tests in test_event_store.py must be able to fail: with the fence replaced by "everything
+    committed so far", the late-commit scenario loses its event. If this ever stops losing it, the
+    scenario no longer exercises the fence."""
+    monkeypatch.setattr(eventstore, "_FENCE", text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text"))
+    projection = Collecting()
+    async with engine.connect() as slow:
+        await slow.begin()
+        await append_events(slow, [ping("a")])  # the earlier transaction id, committed last
+        async with engine.begin() as fast:
+            await append_events(fast, [ping("b")])
+        await catch_up(engine, projection)
+        assert len(projection.seen) == 1, "without the fence the reader takes b while a is open"
+        await slow.commit()
+    await catch_up(engine, projection)
+    assert len(projection.seen) == 1, "a was stepped over for good: the loss the fence prevents"
+    assert await projection_lag(engine, projection.name) == 0, "and silently: a sits behind the checkpoint"
