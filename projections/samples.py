@@ -161,7 +161,7 @@ class SamplesProjection:
 # A page of 500 crawl batches is 25,000 rows and seconds of work for one core. The event loop gets a
 # turn after every few events, so intake, acknowledgements and the broker's heartbeats are not held
 # up behind a fold (the fold's state is this call's own, so nothing can change under it).
-EVENTS_PER_TURN = 8
+EVENTS_PER_TURN = 2
 
 
 async def in_turns(items: Sequence[T], work: Callable[[Sequence[T]], object]) -> None:
