@@ -22,6 +22,7 @@ import aio_pika
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import log_queries, waiting
+from bench.cpu import cpu_seconds, spent
 from bench.holding import projections_held
 from bench.observe import CheckpointTimeline, TaskInbox
 from bench.publishing import publish_all
@@ -91,6 +92,7 @@ class LiveFigures:
     peak_rss_kib: int
     peak_is_per_workload: bool  # False: VmHWM could not be reset, it is the peak since the start
     events_by_type: dict[str, int]  # what the workload made the service append to the log
+    cpu_seconds: dict[str, float]  # by process group, first publish → settled
 
 
 async def live(stage: Stage, workload: Workload, rate: float | None = None) -> LiveFigures:
@@ -99,10 +101,11 @@ async def live(stage: Stage, workload: Workload, rate: float | None = None) -> L
     timeline = CheckpointTimeline(stage.database_url)
     await timeline.start()
     try:
-        start = time.monotonic()
+        cpu_before, start = cpu_seconds(stage.process.pid), time.monotonic()
         began = await publish_all(stage.publisher, workload.messages, rate=rate)
         published = time.monotonic()
         done = await waiting.settled(stage.engine, stage.projections, since, len(workload.messages), stage.wait_limit)
+        cpu = spent(cpu_before, cpu_seconds(stage.process.pid))
     finally:
         await timeline.stop()
     peak = memory_kib(stage.process.pid, "VmHWM")
@@ -114,7 +117,7 @@ async def live(stage: Stage, workload: Workload, rate: float | None = None) -> L
     tasks = [Latency(began[cause] - start, task.at - began[cause]) for task in stage.inbox.received.values()
              if task.at >= start and (cause := causes.get((task.sample_id, task.scenario))) in began]  # fmt: skip
     appended = await log_queries.events_by_type_since(stage.engine, since)
-    return LiveFigures(done - start, published - start, visible, tasks, peak, per_workload, appended)
+    return LiveFigures(done - start, published - start, visible, tasks, peak, per_workload, appended, cpu)
 
 
 # The held stage's runner notices the release within this (the default, 0.5 s, would be part of every

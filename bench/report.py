@@ -22,6 +22,7 @@ from bench.workloads import Workload
 Json = dict[str, Any]
 MIB = 1024
 UPSERT_FLOOR = "executemany INSERT…ON CONFLICT"
+CPU_LABELS = {"service": "svc", "postgres": "pg", "rabbitmq": "mq", "benchmark": "bench"}  # the table's narrow column
 SLOWEST_FLOOR = "the slower of bare consume+ack and executemany INSERT…ON CONFLICT"
 
 
@@ -91,6 +92,7 @@ def workload_json(results: WorkloadResults, idle_rss_kib: int) -> Json:
         "publisher_messages_per_second": round(len(w.messages) / live.publish_seconds, 1),
         "catch_up_seconds_by_projection": held.catch_up_by_projection,
         "events_appended": live.events_by_type,
+        "cpu_seconds": live.cpu_seconds,
     }
 
 
@@ -131,7 +133,7 @@ Rows = list[tuple[str, list[str]]]
 
 def _workload_rows(workloads: dict[str, Json]) -> Rows:
     keys = list(workloads)
-    projections = "/".join(workloads[keys[0]]["catch_up_seconds_by_projection"])
+    groups = "/".join(CPU_LABELS.get(g, g) for g in workloads[keys[0]]["cpu_seconds"])
 
     def each(cell: Any) -> list[str]:
         return [cell(workloads[key]) for key in keys]
@@ -142,14 +144,13 @@ def _workload_rows(workloads: dict[str, Json]) -> Rows:
         ("end to end /s", each(lambda w: _figure(w["end_to_end"]))),
         ("ingest only /s", each(lambda w: _figure(w["ingest_only"]))),
         ("catch-up only /s", each(lambda w: _figure(w["catch_up_only"]))),
-        (f"  s to head: {projections}",
-         each(lambda w: " / ".join(map(_number, w["catch_up_seconds_by_projection"].values())))),
-    ]  # fmt: skip
+    ]
     for figure, label in (("publish_to_visible", "publish → visible"), ("publish_to_task", "publish → task")):
         rows += [(f"{label} p{p} ms", each(lambda w, f=figure, p=p: _percentile(w[f], f"p{p}"))) for p in PERCENTILES]
     rows += [
         ("tasks delivered", each(lambda w: f"{w['publish_to_task']['count']:,}")),
         ("log events appended", each(lambda w: f"{sum(w['events_appended'].values()):,}")),
+        (f"CPU s: {groups}", each(lambda w: "/".join(map(_number, w["cpu_seconds"].values())))),
         ("peak RSS MiB", each(lambda w: _figure(w["peak_rss"]))),
     ]
     return rows
