@@ -7,7 +7,7 @@ export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 # uv from PATH when there is one, else the copy pip installs into this Python (no PATH guessing).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: bootstrap install install-run run demo test lint faults
+.PHONY: bootstrap install install-run run demo test lint faults bench
 
 bootstrap:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -46,3 +46,9 @@ faults: install
 	rm -f /tmp/sample-ledger-faults.jsonl
 	FAULTS=long FAULTS_RESULTS=/tmp/sample-ledger-faults.jsonl REQUIRE_SERVICES=1 $(UV) run pytest tests/faults -q
 	$(UV) run python -m tests.faults.report /tmp/sample-ledger-faults.jsonl > docs/reliability-results.md
+
+# The performance benchmark (bench/README.md): the service against raw broker and PostgreSQL floors, on
+# databases and a vhost of its own (removed afterwards); about 5 minutes on 2 cores. Prints one table and
+# writes bench/results/<UTC time>.json. Options: make bench BENCH_ARGS="--quick" (or --growth, --soak 10, --help).
+bench: install
+	$(UV) run python -m bench $(BENCH_ARGS)

@@ -19,7 +19,6 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.topology import Topology, build_topology
-from service.ops.status import projection_progress
 from service.read_models import all_projections
 from service.runner import catch_up
 from service.settings import Settings
@@ -27,6 +26,7 @@ from tests.faults.checker import Verdict, check_invariants, queue_counts, record
 from tests.faults.proxy import FaultProxy
 from tests.faults.publisher import APP_KEY, APP_SECRET, RecordingPublisher
 from tests.faults.service_process import ServiceProcess, service_env
+from tests.faults.settling import outstanding_work, wait_for_consumers
 
 LONG = os.environ.get("FAULTS") == "long"
 
@@ -78,26 +78,8 @@ class Rig:
         return process
 
     async def wait_for_topology(self, timeout: float = 60) -> None:
-        """Until every inbound queue has a consumer: declared, bound and consumed, so nothing a
-        publisher sends from now on is unroutable."""
-        deadline = time.monotonic() + timeout
-        while True:
-            channel = await self.amqp.channel()
-            try:
-                consumers = [
-                    (await channel.declare_queue(name, passive=True)).declaration_result.consumer_count
-                    for name in self.inbound_queues()
-                ]
-                if all(consumers):
-                    return
-            except aio_pika.exceptions.ChannelClosed:
-                pass
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the service did not start consuming within {timeout:.0f}s")
-            await asyncio.sleep(0.3)
+        """Until every inbound queue has a consumer (nothing sent from now on is unroutable)."""
+        await wait_for_consumers(self.amqp, self.inbound_queues(), timeout)
 
     async def take_delivered_tasks(self) -> None:
         while (message := await self.workers.get(fail=False, no_ack=True)) is not None:
@@ -106,19 +88,13 @@ class Rig:
     async def progress(self) -> dict[str, object]:
         """What is still outstanding: unrecorded messages, projection lag, unpublished tasks."""
         recorded = await recorded_message_ids(self.engine)
-        async with self.engine.connect() as conn:
-            progress = await projection_progress(conn, [p.name for p in all_projections(self.settings)])
-            unpublished = (await conn.execute(text(
-                "SELECT count(*) FROM eventstore.chatbot_outbox WHERE published_at IS NULL"))).scalar_one()  # fmt: skip
-            due = (await conn.execute(text(
-                "SELECT count(*) FROM projections.chatbot_schedules WHERE state = 'pending' AND due_at <= now()"
-            ))).scalar_one()  # fmt: skip
+        outstanding = await outstanding_work(self.engine, [p.name for p in all_projections(self.settings)])
         await self.take_delivered_tasks()
         return {
             "unrecorded": sum(1 for s in self.publisher.sent if recorded[s.message.message_id] == 0),
-            "lag": {p["name"]: p["lag"] for p in progress},
-            "unpublished": unpublished,
-            "due": due,
+            "lag": outstanding.lag,
+            "unpublished": outstanding.unpublished,
+            "due": outstanding.due,
             "running": [r.running() for r in self.replicas],
             "queues (ready, consumers)": {
                 q: c
