@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true",
                    help=f"tiny workloads ((a) {PAGES[1]} pages, (c) {SINGLES[1]} events, (d) {MIXED[1]} messages): "
-                        "checks that the benchmark works, in about a minute; the figures mean little")  # fmt: skip
+                        "checks that the benchmark works, in under a minute; the figures mean little")  # fmt: skip
     p.add_argument("--pages", type=_positive, help=f"(a) and (b): pages of new samples (default {PAGES[0]})")
     p.add_argument("--rows-per-page", type=_positive, default=50, help="rows per page (default 50)")
     p.add_argument("--singles", type=_positive, help=f"(c): webhooks and status reports (default {SINGLES[0]})")

@@ -95,5 +95,6 @@ async def growth(stage: Stage, targets: list[int], seed: int, pages: int, rows_p
         end_to_end = rate(workload.units, workload.unit, figures.seconds, floor_seconds, SLOWEST_FLOOR)
         of_empty_log = round(end_to_end["value"] / empty_log_rate, 3)
         visible = latency(figures.visible, round_trips)
-        steps.append({**loaded, "end_to_end": end_to_end, "of_empty_log": of_empty_log, "publish_to_visible": visible})
+        steps.append({**loaded, "end_to_end": end_to_end, "of_empty_log": of_empty_log, "publish_to_visible": visible,
+                      "cpu_seconds": figures.cpu_seconds})  # fmt: skip
     return {"workload": "a", "steps": steps}
