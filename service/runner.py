@@ -14,7 +14,8 @@ with backoff, as a quarantine of everything would silently empty the read model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -212,31 +213,45 @@ async def catch_up(engine: AsyncEngine, projection: Projection, page_size: int =
 
 
 class ProjectionRunner:
-    """Keeps every projection caught up; woken early by `nudge()` after local appends."""
+    """Keeps every projection caught up, each in a loop of its own: the projections are independent
+    (each has its own checkpoint, connection and transaction), so one's database waits overlap
+    another's folding, and one that keeps failing does not hold the others back. Woken early by
+    `nudge()` after local appends, and each other after applying events (the samples projection
+    derives the events the chatbot projection folds)."""
 
     def __init__(self, engine: AsyncEngine, projections: Sequence[Projection], page_size: int,
                  idle_poll_seconds: float) -> None:  # fmt: skip
         self._engine = engine
-        self._projections = list(projections)
         self._page_size = page_size
-        self._loop = Loop("projections", self.apply_pages, idle_poll_seconds)
         self._followers: dict[str, list[Callable[[], None]]] = {}
-        self.nudge = self._loop.nudge
-        self.stop = self._loop.stop
-        self.run = self._loop.run
+        self._loops = {p.name: Loop(f"projection {p.name}", self._pages_of(p), idle_poll_seconds) for p in projections}
+
+    def nudge(self) -> None:
+        for loop in self._loops.values():
+            loop.nudge()
+
+    def stop(self) -> None:
+        for loop in self._loops.values():
+            loop.stop()
+
+    async def run(self) -> None:
+        await asyncio.gather(*(loop.run() for loop in self._loops.values()))
 
     def wake_after(self, projection: str, wake: Callable[[], None]) -> None:
         """Call `wake` whenever `projection` applied events (the dispatcher after the chatbot
         projection): a wake-up instead of the follower's next poll."""
         self._followers.setdefault(projection, []).append(wake)
 
-    async def apply_pages(self) -> bool:
-        """One page for each projection; True when any of them had events to apply."""
-        busy = False
-        for projection in self._projections:
+    def _pages_of(self, projection: Projection) -> Callable[[], Awaitable[bool]]:
+        async def apply_a_page() -> bool:
+            """True when it applied events (so there may be more right away)."""
             applied = await apply_next_page(self._engine, projection, self._page_size)
             if applied:
+                for name, loop in self._loops.items():
+                    if name != projection.name:
+                        loop.nudge()  # it may have derived events another one folds
                 for wake in self._followers.get(projection.name, ()):
                     wake()
-            busy = busy or bool(applied)
-        return busy
+            return bool(applied)
+
+        return apply_a_page
