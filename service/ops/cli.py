@@ -110,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
         "status",
         help="consumers, projection lag, outbox backlog, dead letters, oldest open transaction",
         description="One screen for operators. Parts that cannot be reached say so instead of failing; "
-        "exits 1 when the broker or the database cannot be reached.",
+        "exits 1 when the broker or the database cannot be reached. Open transactions of roles that "
+        "DATABASE_URL's role may not see in full (without pg_read_all_stats) are counted, not shown.",
         parents=[common],
     )
     _json_option(status)
@@ -183,7 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     rebuild = projection_commands.add_parser(
         "rebuild",
         help="rebuild one projection from the log",
-        description="Empty the projection's tables and apply the whole log again. Derived events are not "
+        description="Empty the projection's tables and apply the whole log again, as DATABASE_URL's role (the "
+        "service's: `migrate` grants it TRUNCATE on the projection tables). Derived events are not "
         "appended twice and no chatbot task is re-emitted. Says how many of the log's events it applied "
         "(only its own types); progress goes to stderr.",
         parents=[common],
