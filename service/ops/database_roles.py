@@ -112,10 +112,14 @@ def default_privilege_statements(grants: Sequence[DefaultPrivilege], owner: str)
     """The same default privileges, for the owner: tables it creates get what the previous owner's got."""
     return [
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote_ident(owner)} IN SCHEMA {quote_ident(g.schema)} "
-        f"GRANT {g.privilege} ON {g.objects} TO {'PUBLIC' if g.grantee is None else quote_ident(g.grantee)}"
-        + (" WITH GRANT OPTION" if g.grantable else "")
+        f"GRANT {g.privilege} ON {g.objects} TO {_grantee(g)}"
         for g in grants
     ]
+
+
+def _grantee(grant: DefaultPrivilege) -> str:
+    grantee = "PUBLIC" if grant.grantee is None else quote_ident(grant.grantee)
+    return f"{grantee} WITH GRANT OPTION" if grant.grantable else grantee
 
 
 # Everything of the ledger with an owner other than `$3`. A sequence that belongs to a column (identity,
