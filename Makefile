@@ -2,7 +2,13 @@
 #   make run    installs what running needs (no test or lint tools), migrates, runs the service
 #   make test   installs everything, runs the whole test suite (what CI runs)
 SHELL := /bin/bash
-export DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/sample_ledger
+# The ledger's two database roles (docs/operations.md, "Database roles"): the service runs as
+# ledger_service, the owner migrates; the server's superuser creates both and the database
+# (`migrate --create-roles`), and the tests' own databases and roles. Passwords, where the server
+# checks them, go in the URLs.
+export DATABASE_URL ?= postgresql://ledger_service@127.0.0.1:5432/sample_ledger
+export DATABASE_OWNER_URL ?= postgresql://ledger_owner@127.0.0.1:5432/sample_ledger
+export DATABASE_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/sample_ledger
 export AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 # uv from PATH when there is one, else the copy pip installs into this Python (no PATH guessing).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
@@ -22,15 +28,16 @@ install-run: bootstrap
 	$(UV) sync --frozen --no-dev --inexact
 
 run: install-run
-	$(UV) run --no-sync sample-ledger migrate
+	$(UV) run --no-sync sample-ledger migrate --create-roles
 	$(UV) run --no-sync sample-ledger run
 
 demo: install-run
-	$(UV) run --no-sync sample-ledger migrate
+	$(UV) run --no-sync sample-ledger migrate --create-roles
 	$(UV) run --no-sync sample-ledger demo
 
-# Tests create (and drop) their own databases on the server named by DATABASE_URL and their own
-# prefixed exchanges and queues; REQUIRE_SERVICES=1 makes a missing service fail instead of skip.
+# Tests create (and drop) their own databases and roles on the server named by DATABASE_ADMIN_URL (a
+# superuser's) and their own prefixed exchanges and queues; REQUIRE_SERVICES=1 makes a missing service
+# fail instead of skip.
 test: install
 	REQUIRE_SERVICES=1 $(UV) run pytest
 

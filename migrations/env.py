@@ -1,4 +1,5 @@
-"""Alembic environment. Self-contained: reads the URL from the config or DATABASE_URL, never app code."""
+"""Alembic environment. Self-contained: reads the URL from the config, DATABASE_OWNER_URL or DATABASE_URL
+(the owner migrates; docs/operations.md, "Database roles"), never app code."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ config = context.config
 
 
 def _url() -> str:
-    raw = config.get_main_option("sqlalchemy.url") or os.environ.get(
-        "DATABASE_URL", "postgresql://postgres@localhost:5432/sample_ledger"
+    raw = (
+        config.get_main_option("sqlalchemy.url")
+        or os.environ.get("DATABASE_OWNER_URL")
+        or os.environ.get("DATABASE_URL", "postgresql://postgres@localhost:5432/sample_ledger")
     )
     return make_url(raw).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -18,6 +20,33 @@ def async_url(database_url: str) -> URL:
 
 def redacted(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
+
+
+# Who connects, for what: the service runs, the owner migrates (and owns the schema), the admin creates
+# the other two (`migrate --create-roles`). docs/operations.md, "Database roles".
+Purpose = Literal["service", "owner", "admin"]
+
+
+@dataclass(frozen=True)
+class DatabaseLogin:
+    """A database URL, the variable it was configured in and what it is for, so that a failure names
+    the variable to fix."""
+
+    variable: str
+    url: str
+    purpose: Purpose
+
+    @property
+    def role(self) -> str | None:
+        """The role it logs in as; None when the URL names no user (libpq then uses the OS user)."""
+        return make_url(self.url).username
+
+    @property
+    def database(self) -> str | None:
+        return make_url(self.url).database
+
+    def shown(self) -> str:
+        return f"{self.variable}={redacted(self.url)}"
 
 
 def redacted_amqp(amqp_url: str) -> str:

@@ -1,4 +1,5 @@
-"""`sample-ledger migrate`: create the database when missing, then upgrade the schema to head."""
+"""`sample-ledger migrate`: create the database when missing, upgrade the schema to head, then grant the
+service's role what it needs (service/privileges.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from service.database import create_engine, ensure_database_exists
+from service.privileges import ServicePrivileges, grant_service_privileges
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -30,6 +32,7 @@ def alembic_config() -> Config:
 class MigrationResult:
     created: bool  # the database itself had to be created
     advice: str | None  # what a migration asks the operator to do next (e.g. rebuild projections)
+    privileges: ServicePrivileges | None  # None: no service role was named
 
 
 def _upgrade(connection: Connection, cfg: Config) -> None:
@@ -38,18 +41,24 @@ def _upgrade(connection: Connection, cfg: Config) -> None:
     command.upgrade(cfg, "head")
 
 
-async def migrate(database_url: str) -> MigrationResult:
-    """Bring the schema to head."""
+async def migrate(database_url: str, service_role: str | None = None) -> MigrationResult:
+    """Bring the schema to head as the role `database_url` logs in as (the owner), then grant
+    `service_role` the service's privileges (nothing when it is that same role)."""
     created = await ensure_database_exists(database_url)
     engine = create_engine(database_url, pool_size=1)
     cfg = alembic_config()
+    privileges = None
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade, cfg)
+            # Same transaction, still under env.py's migration lock: replicas migrating at once would
+            # otherwise update the same catalog rows together ("tuple concurrently updated").
+            if service_role is not None:
+                privileges = await grant_service_privileges(conn, service_role)
     finally:
         await engine.dispose()
     # Migrations leave advice in the config's attributes (they must not import this module).
-    return MigrationResult(created, cfg.attributes.get("rebuild_advice"))
+    return MigrationResult(created, cfg.attributes.get("rebuild_advice"), privileges)
 
 
 def current_revision_sync(connection: Connection) -> str | None:

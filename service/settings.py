@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from functools import cached_property
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
 from projections.quiet_hours import QuietHours, parse_quiet_hours
+from service.database import DatabaseLogin
 
 POSTGRESQL_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
@@ -31,9 +33,15 @@ def _shown(scheme: str) -> str:
 class Settings(BaseSettings):
     """Everything the service reads from its environment."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    # hide_input_in_errors: a validation error's text would otherwise quote the values, passwords included.
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True, hide_input_in_errors=True)
 
-    database_url: str = "postgresql://postgres@localhost:5432/sample_ledger"
+    # The service's role: reads and appends the log, writes the outbox and the projections.
+    database_url: str = Field(default="postgresql://postgres@localhost:5432/sample_ledger", repr=False)
+    # The owner's role, which `migrate` connects as; unset (or empty): DATABASE_URL's role migrates.
+    database_owner_url: str | None = Field(default=None, repr=False)
+    # A role that may create roles and databases, for `migrate --create-roles` only; unset: the owner's.
+    database_admin_url: str | None = Field(default=None, repr=False)
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
     tiktok_app_key: str | None = None
     tiktok_app_secret: str | None = Field(default=None, repr=False)
@@ -61,22 +69,69 @@ class Settings(BaseSettings):
     # A replica can take messages and keep projections without dispatching or relaying chatbot tasks.
     chatbot_dispatch_enabled: bool = True
 
-    @field_validator("database_url")
+    @field_validator("database_owner_url", "database_admin_url", mode="before")
     @classmethod
-    def _postgresql_url(cls, value: str) -> str:
+    def _empty_is_unset(cls, value: object) -> object:
+        # Orchestrators blank a variable to unset it; an empty DATABASE_URL stays an error.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url", "database_owner_url", "database_admin_url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         # The messages never repeat the value: it may carry a password.
+        variable = str(info.field_name).upper()
         expected = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-        _require_a_url("DATABASE_URL", value, expected)
+        _require_a_url(variable, value, expected)
         scheme = value.split("://", 1)[0]
         if scheme not in POSTGRESQL_SCHEMES:
-            raise ValueError(f"DATABASE_URL has {_shown(scheme)}, not PostgreSQL's; {expected}")
+            raise ValueError(f"{variable} has {_shown(scheme)}, not PostgreSQL's; {expected}")
         try:
             url = make_url(value)
         except (ArgumentError, ValueError, TypeError):
-            raise ValueError(f"DATABASE_URL cannot be read (is the port a number?); {expected}") from None
+            raise ValueError(f"{variable} cannot be read (is the port a number?); {expected}") from None
         if not url.database:
-            raise ValueError(f"DATABASE_URL names no database; {expected}")
+            raise ValueError(f"{variable} names no database; {expected}")
         return value
+
+    @model_validator(mode="after")
+    def _one_ledger_database(self) -> Settings:
+        """The owner migrates the database the service uses, and the admin sets up that one: a URL that
+        named another would migrate or hand over the wrong database."""
+        service = self.service_login
+        for other in (self.owner_login, self.admin_login):
+            if other.database != service.database:
+                raise ValueError(
+                    f"{other.variable} names the database {other.database!r} and DATABASE_URL {service.database!r}; "
+                    "every database URL must name the ledger's database (only the user, password, host and port "
+                    "may differ)"
+                )
+        if self.database_owner_url is not None and service.role is None:
+            raise ValueError(
+                "DATABASE_URL names no user; with DATABASE_OWNER_URL set it must name the service's role, "
+                "which `migrate` grants privileges to"
+            )
+        return self
+
+    @property
+    def service_login(self) -> DatabaseLogin:
+        """What the service and the operator commands connect as."""
+        return DatabaseLogin("DATABASE_URL", self.database_url, "service")
+
+    @property
+    def owner_login(self) -> DatabaseLogin:
+        """What `migrate` connects as: the owner's URL, else the service's (one role does both)."""
+        if self.database_owner_url is None:
+            return DatabaseLogin("DATABASE_URL", self.database_url, "owner")
+        return DatabaseLogin("DATABASE_OWNER_URL", self.database_owner_url, "owner")
+
+    @property
+    def admin_login(self) -> DatabaseLogin:
+        """What `migrate --create-roles` connects as to create the roles: the admin's URL, else the owner's."""
+        if self.database_admin_url is None:
+            return replace(self.owner_login, purpose="admin")
+        return DatabaseLogin("DATABASE_ADMIN_URL", self.database_admin_url, "admin")
 
     @field_validator("amqp_url")
     @classmethod

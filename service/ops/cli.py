@@ -7,12 +7,12 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import ValidationError
 
-from service.database import redacted
+from service.database import DatabaseLogin, redacted
 from service.logging import configure_logging
 from service.ops.explain import explain_document, explain_sample
 from service.ops.failures import CommandFailed, reason_for
@@ -22,6 +22,7 @@ from service.read_models import all_projections
 from service.settings import Settings
 
 log = structlog.get_logger("sample_ledger.cli")
+T = TypeVar("T")
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -67,12 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(verbose=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser(
+    migrate = commands.add_parser(
         "migrate",
-        help="create the database if missing and upgrade its schema to the latest",
-        description="Create the database named by DATABASE_URL when it does not exist, then "
-        "apply every pending migration. Safe when several replicas run it at once.",
+        help="create the database if missing, upgrade its schema to the latest, grant the service its privileges",
+        description="Connect as the owner (DATABASE_OWNER_URL, else DATABASE_URL), create the database when it "
+        "does not exist, apply every pending migration, then grant the role DATABASE_URL names what the service "
+        "needs and nothing more: read and append the log, write the outbox and the projections. Safe when several "
+        "replicas run it at once.",
         parents=[common],
+    )
+    migrate.add_argument(
+        "--create-roles",
+        action="store_true",
+        help="first, as DATABASE_ADMIN_URL (a superuser; else the owner), create the owner's and the service's "
+        "roles when missing (with the passwords their URLs carry), create the database owned by the owner, and "
+        "hand the owner whatever of the ledger another role owns (a deployment set up by a superuser)",
     )
     commands.add_parser(
         "run",
@@ -102,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         "status",
         help="consumers, projection lag, outbox backlog, dead letters, oldest open transaction",
         description="One screen for operators. Parts that cannot be reached say so instead of failing; "
-        "exits 1 when the broker or the database cannot be reached.",
+        "exits 1 when the broker or the database cannot be reached. Open transactions of roles that "
+        "DATABASE_URL's role may not see in full (without pg_read_all_stats) are counted, not shown.",
         parents=[common],
     )
     _json_option(status)
@@ -175,7 +186,8 @@ def _parser() -> argparse.ArgumentParser:
     rebuild = projection_commands.add_parser(
         "rebuild",
         help="rebuild one projection from the log",
-        description="Empty the projection's tables and apply the whole log again. Derived events are not "
+        description="Empty the projection's tables and apply the whole log again, as DATABASE_URL's role (the "
+        "service's: `migrate` grants it TRUNCATE on the projection tables). Derived events are not "
         "appended twice and no chatbot task is re-emitted. Says how many of the log's events it applied "
         "(only its own types); progress goes to stderr.",
         parents=[common],
@@ -253,14 +265,48 @@ def _fail(reason: str) -> None:
     sys.exit(1)
 
 
-async def _migrate(settings: Settings, _: argparse.Namespace) -> int:
-    from service.migrate import migrate  # imported here so that `--help` does not load Alembic
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here so that `--help` does not load Alembic.
+    from service.migrate import migrate
+    from service.ops.database_roles import ROLES_DOCS, privileges_line, set_up_roles
+    from service.privileges import LedgerNotOwned, ServiceRoleMissing
 
-    result = await migrate(settings.database_url)
-    print(f"database {redacted(settings.database_url)}: {'created and ' if result.created else ''}schema at head")
+    owner, service = settings.owner_login, settings.service_login
+    if args.create_roles:
+        admin = settings.admin_login
+        setup = await _as(admin, settings, set_up_roles(admin, owner, service))
+        for line in setup.lines():
+            print(line)
+    try:
+        result = await _as(owner, settings, migrate(owner.url, service.role))
+    except ServiceRoleMissing as missing:
+        raise CommandFailed(
+            f"PostgreSQL has no role {missing.role} ({service.shown()}), which the service connects as: create it, "
+            f"or let `sample-ledger migrate --create-roles` create it ({ROLES_DOCS})"
+        ) from missing
+    except LedgerNotOwned as not_owned:
+        raise CommandFailed(
+            f"{not_owned} ({owner.shown()}), so it cannot grant the service's role what it needs: hand them over "
+            f"once with `sample-ledger migrate --create-roles` and DATABASE_ADMIN_URL ({ROLES_DOCS})"
+        ) from not_owned
+    print(f"database {redacted(owner.url)}: {'created and ' if result.created else ''}schema at head")
+    if result.privileges is not None:
+        print(privileges_line(result.privileges, service))
     if result.advice:
         print(f"action needed: {result.advice}")
     return 0
+
+
+async def _as(login: DatabaseLogin, settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+    """`work`'s result; a failure is said naming the URL it connected with (`login`), not DATABASE_URL."""
+    from service.privileges import CannotGrant
+
+    try:
+        return await work
+    except (CommandFailed, CannotGrant):  # said already, or said by the caller
+        raise
+    except Exception as exc:
+        raise CommandFailed(reason_for(exc, settings, login)) from exc
 
 
 async def _run(settings: Settings, _: argparse.Namespace) -> int:

@@ -74,6 +74,20 @@ _OLDEST_TRANSACTION = text(f"""
 """)
 
 
+# A role without pg_read_all_stats sees other roles' sessions only in part: their pid, database, user and
+# transaction id, but not their state, start or type (backend_type is null), so the query above cannot
+# rank them. Counted here, so that another role's appender (an operator's psql, a superuser's script),
+# which holds the projections back all the same, is not silently left out when `status` runs as the
+# service's role.
+_HIDDEN_TRANSACTIONS = text(f"""
+    SELECT current_user AS role, count(*) AS transactions,
+           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND {holds_appender_lock("l")}))
+               AS appending
+    FROM pg_stat_activity a
+    WHERE a.backend_type IS NULL AND a.backend_xid IS NOT NULL
+""")
+
+
 def age(seconds: float | None) -> str:
     """A duration as people read it: 42s, 3m 5s, 2h 10m, 4d 3h."""
     if seconds is None:
@@ -253,6 +267,28 @@ async def transaction_lines(conn: AsyncConnection, settings: Settings) -> list[s
     return transaction_text_lines(await transaction_data(conn, settings))
 
 
+async def hidden_transaction_data(conn: AsyncConnection, _: Settings) -> dict[str, Any]:
+    row = (await conn.execute(_HIDDEN_TRANSACTIONS)).mappings().one()
+    return {"role": row["role"], "transactions": int(row["transactions"]), "appending": int(row["appending"])}
+
+
+def hidden_transaction_lines(data: dict[str, Any]) -> list[str]:
+    """Nothing when every transaction was visible (the section is then left out)."""
+    if not data["transactions"]:
+        return []
+    appending = data["appending"]
+    if not appending:
+        held = "none of them appends events"
+    elif appending == 1:
+        held = "1 of them appends events, so it holds projections back"
+    else:
+        held = f"{appending} of them append events, so they hold projections back"
+    return [
+        f"  {plural(data['transactions'], 'open transaction')} of other roles, whose age role {data['role']} "
+        f"may not see; {held} (GRANT pg_read_all_stats TO {data['role']} to see them)"
+    ]
+
+
 def transaction_text(row: Any) -> str:
     where = f"pid {row['pid']} on {row['datname']} (user {row['usename']}, app {row['application_name'] or '-'})"
     started = row["xact_start"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
@@ -269,13 +305,21 @@ class DatabasePart:
     title: str
     key: str  # its name in `status --json`
     read: Callable[[AsyncConnection, Settings], Awaitable[Any]]
-    render: Callable[[Any], list[str]]
+    render: Callable[[Any], list[str]]  # no lines: nothing to say, the section is left out
+    when_unreachable: bool = True  # also shown (saying so) when the database cannot be reached
 
 
 DATABASE_PARTS: list[DatabasePart] = [
     DatabasePart("Projections", "projections", projection_data, projection_text),
     DatabasePart("Outbox (chatbot tasks not yet confirmed by the broker)", "outbox", outbox_data, outbox_text),
     DatabasePart("Oldest open transaction", "oldest_transaction", transaction_data, transaction_text_lines),
+    DatabasePart(
+        "Transactions hidden from this role",
+        "hidden_transactions",
+        hidden_transaction_data,
+        hidden_transaction_lines,
+        when_unreachable=False,
+    ),
 ]
 
 
@@ -303,11 +347,12 @@ def database_report_lines(data: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for part in DATABASE_PARTS:
         if not data["reachable"]:
-            lines += [part.title, f"  {data['error']}"]
+            if part.when_unreachable:
+                lines += [part.title, f"  {data['error']}"]
         elif isinstance(found := data[part.key], dict) and set(found) == {"could_not_read"}:
             lines += [part.title, f"  could not read: {found['could_not_read']}"]
-        else:
-            lines += [part.title, *part.render(found)]
+        elif rendered := part.render(found):
+            lines += [part.title, *rendered]
     return lines
 
 
