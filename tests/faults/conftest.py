@@ -19,7 +19,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.topology import Topology, build_topology
-from service.ops.status import projection_progress
+from service.progress import projection_progress
 from service.read_models import all_projections
 from service.runner import catch_up
 from service.settings import Settings
