@@ -190,7 +190,7 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
             await service.relay.close()
         if service.engine is not None:
             await service.engine.dispose()
-        await asyncio.to_thread(telemetry.shutdown)  # last: what the workers did until now is exported
+        await telemetry.shutdown()  # last: what the workers did until now is exported
         log.info("service.stopped")
 
     async def connect_broker() -> None:

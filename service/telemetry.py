@@ -14,14 +14,17 @@ and the callers skip extracting and injecting contexts (`if telemetry.enabled`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
@@ -44,6 +47,10 @@ DEFAULT_SERVICE_NAME = "sample-ledger"
 INSTRUMENTATION_NAME = "sample_ledger"
 # How often the gauges' values are read from the database (the exporter sends them on its own period).
 GAUGE_INTERVAL_SECONDS = 10.0
+# How long a stopping service waits for the last spans and metrics to be exported.
+SHUTDOWN_SECONDS = 5.0
+
+log = structlog.get_logger("sample_ledger.telemetry")
 
 # The header names are part of the contract (`traceparent` on chatbot tasks), so W3C Trace Context is
 # used as such rather than whatever OTEL_PROPAGATORS names.
@@ -94,7 +101,7 @@ class Telemetry:
         from opentelemetry.sdk.trace import TracerProvider
 
         resource = service_resource()
-        # Shut down by `shutdown()` when the service stops, not at interpreter exit.
+        # Shut down by `shutdown()` when the service stops, not at interpreter exit (which would wait on it).
         tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         tracer_provider.add_span_processor(spans)
         meter_provider = MeterProvider(metric_readers=[metric_reader], resource=resource, shutdown_on_exit=False)
@@ -124,12 +131,36 @@ class Telemetry:
         per idle queue."""
         return _unsampled() if self.enabled else contextlib.nullcontext()
 
-    def shutdown(self) -> None:
-        """Export what is still buffered, then stop. Blocks (it may wait on the collector): run it in a thread."""
-        if self._tracer_provider is not None:
-            self._tracer_provider.shutdown()
-        if self._meter_provider is not None:
-            self._meter_provider.shutdown()
+    async def shutdown(self, within_seconds: float = SHUTDOWN_SECONDS) -> None:
+        """Export what is still buffered, then stop, waiting at most `within_seconds`: the exporters retry
+        an unreachable collector for longer than a supervisor's grace period. What is left runs on in a
+        daemon thread, which ends with the process."""
+        if not self.enabled:
+            return
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def shut_down() -> None:
+            try:
+                if self._tracer_provider is not None:
+                    self._tracer_provider.shutdown()
+                if self._meter_provider is not None:
+                    self._meter_provider.shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                    loop.call_soon_threadsafe(_settle, finished)
+
+        threading.Thread(target=shut_down, name="telemetry-shutdown", daemon=True).start()
+        try:
+            await asyncio.wait_for(finished, within_seconds)
+        except TimeoutError:
+            log.warning("telemetry.shutdown_timed_out", seconds=within_seconds,
+                        detail="spans or metrics not yet exported are dropped")  # fmt: skip
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():  # not given up on
+        future.set_result(None)
 
 
 def service_resource() -> Resource:
