@@ -12,11 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.inbound import Outcome, Taken
+from service.errors import describe, is_transient
 from service.progress import outbox_backlog, projection_progress
+
+log = structlog.get_logger("sample_ledger.instruments")
 
 
 @dataclass(frozen=True)
@@ -94,12 +98,20 @@ class Instruments:
             self._tasks_published.add(1, {"scenario": scenario})
 
     async def sample(self, engine: AsyncEngine, projections: Sequence[str]) -> None:
-        """Read what the gauges report; on failure they report nothing until a reading succeeds."""
-        self.readings = Readings()
-        async with engine.connect() as conn:
-            progress = await projection_progress(conn, projections)
-            backlog = await outbox_backlog(conn)
-        self.readings = readings_from(progress, backlog)
+        """Read what the gauges report; on failure they report nothing until a reading succeeds. An
+        outage is only logged at debug level (the recorder warns about it already); anything else is
+        raised, for the loop to log."""
+        try:
+            async with engine.connect() as conn:
+                progress = await projection_progress(conn, projections)
+                backlog = await outbox_backlog(conn)
+        except Exception as exc:
+            self.readings = Readings()
+            if not is_transient(exc):
+                raise
+            log.debug("telemetry.gauges_unread", error=describe(exc))
+            return
+        self.readings = readings_from(progress, backlog)  # one assignment: an export never sees half a reading
 
     def _lag(self, _: CallbackOptions) -> Iterable[Observation]:
         return [Observation(lag, {"projection": name}) for name, lag in self.readings.lag.items()]

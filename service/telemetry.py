@@ -101,7 +101,8 @@ class Telemetry:
         from opentelemetry.sdk.trace import TracerProvider
 
         resource = service_resource()
-        # Shut down by `shutdown()` when the service stops, not at interpreter exit (which would wait on it).
+        # Shut down by `shutdown()` when the service stops, not at interpreter exit, which an unreachable
+        # collector would hold up.
         tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         tracer_provider.add_span_processor(spans)
         meter_provider = MeterProvider(metric_readers=[metric_reader], resource=resource, shutdown_on_exit=False)
