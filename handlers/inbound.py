@@ -55,6 +55,8 @@ class InboundHandler:
         self._dead_letters = dead_letters
 
     async def take(self, message: RabbitMessage, build_event: EventBuilder) -> Taken:
+        """Record the delivery's event, or dead-letter it; what became of it (raises only when the
+        dead-letter publish itself failed)."""
         delivery = delivery_of(message.raw_message)
         with structlog.contextvars.bound_contextvars(
             message_id=delivery.message_id or delivery.dedupe_key, routing_key=delivery.routing_key
