@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -66,6 +67,17 @@ class RecordedEvent:
         """When the service received the message this event records (derived events: when recorded)."""
         raw = self.metadata.get("received_at")
         return datetime.fromisoformat(raw) if raw else self.recorded_at
+
+
+# W3C Trace Context (`traceparent`, and `tracestate` when there is one) as event metadata: an inbound
+# event carries the trace of the message it records, and what follows from it carries that on, as
+# `correlation_id` is carried, so one trace can show a message and everything it caused.
+TRACE_CONTEXT_KEYS = ("traceparent", "tracestate")
+
+
+def trace_context(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """The trace context `metadata` carries, empty when it carries none (telemetry off when recorded)."""
+    return {key: value for key in TRACE_CONTEXT_KEYS if isinstance(value := metadata.get(key), str) and value}
 
 
 def derived_event_id(cause: uuid.UUID, name: str) -> uuid.UUID:

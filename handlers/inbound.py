@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import structlog
 from faststream.rabbit import RabbitBroker, RabbitExchange
@@ -24,6 +26,24 @@ from handlers.ports import EventRecorder, IsTransient
 log = structlog.get_logger("sample_ledger.inbound")
 
 
+class Outcome(StrEnum):
+    NEW = "new"  # recorded now
+    DUPLICATE = "duplicate"  # recorded before (a redelivery or a republish): acknowledged, nothing new
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What became of one delivery, for the service to count and trace: handlers know no telemetry."""
+
+    outcome: Outcome
+    reason: str | None = None  # the dead-letter reason (`x-ledger-reason`)
+
+    @classmethod
+    def dead_lettered(cls, reason: str) -> Taken:
+        return cls(Outcome.DEAD_LETTERED, reason)
+
+
 class InboundHandler:
     """Takes one delivery at a time; the recorder and the transient-failure test are injected."""
 
@@ -34,7 +54,9 @@ class InboundHandler:
         self._is_transient = is_transient
         self._dead_letters = dead_letters
 
-    async def take(self, message: RabbitMessage, build_event: EventBuilder) -> None:
+    async def take(self, message: RabbitMessage, build_event: EventBuilder) -> Taken:
+        """Record the delivery's event, or dead-letter it; what became of it (raises only when the
+        dead-letter publish itself failed)."""
         delivery = delivery_of(message.raw_message)
         with structlog.contextvars.bound_contextvars(
             message_id=delivery.message_id or delivery.dedupe_key, routing_key=delivery.routing_key
@@ -44,11 +66,12 @@ class InboundHandler:
                 new = await self._record(event)
             except Unprocessable as bad:
                 await self.dead_letter(delivery, bad.reason, bad.detail)
-                return
+                return Taken.dead_lettered(bad.reason)
             except Exception as exc:
                 await self.dead_letter(delivery, "handler_error", describe(exc))
-                return
+                return Taken.dead_lettered("handler_error")
             log.info("message.recorded" if new else "message.duplicate", event_type=event.event_type)
+            return Taken(Outcome.NEW if new else Outcome.DUPLICATE)
 
     async def _record(self, event: NewEvent) -> bool:
         """Retry a failure that may pass (database down, deadlock) until it passes or the service stops:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events import streams
-from events.recorded import NewEvent, RecordedEvent, derived_event_id
+from events.recorded import NewEvent, RecordedEvent, derived_event_id, trace_context
 from events.sample_events import SampleContentObserved, SampleStatusChanged
 from events.statuses import Status
 from events.webhooks import SampleApplicationChange
@@ -142,6 +142,7 @@ class SampleFold:
             "causation_id": str(cause.event_id),
             "correlation_id": cause.metadata.get("correlation_id"),
             "source": cause.metadata.get("source"),
+            **trace_context(cause.metadata),  # absent, not null, when the cause has none
         }
         self.derived.append(NewEvent.of(event, stream_id=streams.sample(event.sample_id), metadata=metadata,
                                         event_id=derived_event_id(cause.event_id, name)))  # fmt: skip

@@ -20,9 +20,8 @@ from faststream.rabbit.annotations import RabbitMessage
 from pamqp.commands import Basic
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from handlers.delivery import EventBuilder
-from handlers.inbound import InboundHandler
-from handlers.topology import Topology, build_topology
+from handlers.inbound import InboundHandler, Outcome, Taken
+from handlers.topology import Route, Topology, build_topology
 from service.consumer_watch import PROBE_HEADER, ConsumerWatch
 from service.database import create_engine, redacted_amqp
 from service.dispatcher import Dispatcher
@@ -33,6 +32,7 @@ from service.recorder import Recorder
 from service.relay import OutboxRelay, RelayReport
 from service.runner import Projection, ProjectionRunner
 from service.settings import Settings
+from service.telemetry import Telemetry, carrying_trace_context
 
 log = structlog.get_logger("sample_ledger.app")
 
@@ -49,6 +49,7 @@ class Service:
     topology: Topology
     broker: RabbitBroker
     app: FastStream
+    telemetry: Telemetry = field(default_factory=Telemetry.off)
     engine: AsyncEngine | None = None
     recorder: Recorder | None = None
     runner: ProjectionRunner | None = None
@@ -77,7 +78,10 @@ class Service:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-def build_service(settings: Settings, projections: Sequence[Projection] | None = None) -> Service:
+def build_service(settings: Settings, projections: Sequence[Projection] | None = None,
+                  telemetry: Telemetry | None = None) -> Service:  # fmt: skip
+    """`telemetry` defaults to what the environment asks for (`Telemetry.from_environment`)."""
+    telemetry = telemetry if telemetry is not None else Telemetry.from_environment()
     topology = build_topology(settings.amqp_prefix, settings.tiktok_app_key, settings.tiktok_app_secret)
     faststream_logger = logging.getLogger("sample_ledger.faststream")
     broker = RabbitBroker(
@@ -86,26 +90,38 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
         log_level=logging.DEBUG,  # per-message access lines cost throughput; ours say more
         graceful_timeout=GRACEFUL_TIMEOUT_SECONDS,
         reconnect_interval=2.0,
+        middlewares=telemetry.broker_middlewares(),  # none when telemetry is off
     )
     app = FastStream(broker, logger=faststream_logger)
-    service = Service(settings, topology, broker, app)
+    service = Service(settings, topology, broker, app, telemetry)
     chosen = list(projections) if projections is not None else all_projections(settings)
 
     async def start_workers() -> None:
         service.engine = create_engine(settings.database_url)
         service.runner = ProjectionRunner(
-            service.engine, chosen, settings.projection_batch_size, settings.projection_idle_poll_seconds
+            service.engine, chosen, settings.projection_batch_size, settings.projection_idle_poll_seconds, telemetry
         )
         service.recorder = Recorder(service.engine, on_committed=service.runner.nudge)
         service.recorder.start()
         service.tasks.append(asyncio.create_task(service.runner.run(), name="projections"))
         if settings.chatbot_dispatch_enabled:
             await start_chatbot(service.engine)
-        log.info("service.started", projections=[p.name for p in chosen])
+        if telemetry.enabled:
+            start_gauge_sampler(service.engine)
+        log.info("service.started", projections=[p.name for p in chosen], telemetry=telemetry.enabled)
+
+    def start_gauge_sampler(engine: AsyncEngine) -> None:
+        async def sample() -> bool:
+            await telemetry.instruments.sample(engine, [p.name for p in chosen])
+            return False  # the next reading after the interval, not at once
+
+        sampler = Loop("telemetry-gauges", sample, telemetry.gauge_interval_seconds)
+        service.loops.append(sampler)
+        service.tasks.append(asyncio.create_task(sampler.run(), name=sampler.name))
 
     async def start_chatbot(engine: AsyncEngine) -> None:
-        service.dispatcher = Dispatcher(engine, settings)
-        relay = service.relay = OutboxRelay(engine, settings.amqp_url, topology.chatbot.name)
+        service.dispatcher = Dispatcher(engine, settings, telemetry=telemetry)
+        relay = service.relay = OutboxRelay(engine, settings.amqp_url, topology.chatbot.name, telemetry=telemetry)
         await relay.connect()
         relay_loop = Loop("relay", lambda: _did(relay.relay_once()), settings.chatbot_poll_seconds)
 
@@ -137,7 +153,9 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
     async def watch_consumers() -> bool:
         probe_seconds = settings.consumer_probe_seconds
         for queue in watch.due(probe_seconds):
-            if not await _probe(broker, queue, replica):
+            with telemetry.untraced():  # a probe every few seconds per idle queue is no one's story
+                confirmed = await _probe(broker, queue, replica)
+            if not confirmed:
                 return False  # the broker is away: no probe went in, so no silence is counted
             watch.probed(queue)
         if lost := watch.lost(probe_seconds):
@@ -172,6 +190,7 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
             await service.relay.close()
         if service.engine is not None:
             await service.engine.dispose()
+        await telemetry.shutdown()  # last: what the workers did until now is exported
         log.info("service.stopped")
 
     async def connect_broker() -> None:
@@ -197,7 +216,7 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
             decoder=keep_body_raw,
             title=route.subscriber,
         )
-        subscriber(_handler(route.subscriber, route.build, inbound, watch, route.queue.name))
+        subscriber(_handler(route, inbound, watch, telemetry))
     return service
 
 
@@ -256,13 +275,27 @@ async def _probe(broker: RabbitBroker, queue: str, replica: str) -> bool:
 
 
 def _handler(
-    name: str, build_event: EventBuilder, inbound: Callable[[], InboundHandler], watch: ConsumerWatch, queue: str
+    route: Route, inbound: Callable[[], InboundHandler], watch: ConsumerWatch, telemetry: Telemetry
 ) -> Callable[[RabbitMessage], Awaitable[None]]:
+    # The event records the trace of its message (a child of FastStream's consume span), for what
+    # follows from it to continue; off, the builder is left as it is.
+    build_event = carrying_trace_context(route.build) if telemetry.enabled else route.build
+    queue = route.queue.name
+
     async def handle(message: RabbitMessage) -> None:
         with watch.delivery(queue):
             if PROBE_HEADER in (message.raw_message.headers or {}):
                 return  # a sign of life for the watchdog, acknowledged and never recorded
-            await inbound().take(message, build_event)
+            with telemetry.span("ledger.record", attributes={"sample_ledger.input": route.routing_key}) as span:
+                taken = await inbound().take(message, build_event)
+                span.set_attributes(_taken_attributes(taken))
+            telemetry.instruments.count_taken(route.routing_key, taken)
 
-    handle.__name__ = name  # the routing table's subscriber name, e.g. on_samples_crawled
+    handle.__name__ = route.subscriber  # the routing table's subscriber name, e.g. on_samples_crawled
     return handle
+
+
+def _taken_attributes(taken: Taken) -> dict[str, str]:
+    if taken.outcome is Outcome.DEAD_LETTERED:
+        return {"sample_ledger.outcome": str(taken.outcome), "sample_ledger.dead_letter_reason": taken.reason or ""}
+    return {"sample_ledger.outcome": str(taken.outcome)}

@@ -35,6 +35,7 @@ from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 from events.chatbot_events import Scenario
 from events.model import InboundEvent
@@ -43,6 +44,7 @@ from handlers.topology import DELIVERY_LIMIT, Route, Topology
 from service.app import build_service
 from service.relay import ROUTING_KEY as CHATBOT_ROUTING_KEY
 from service.settings import Settings
+from service.telemetry import Telemetry
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
 REGENERATE = "python -m service.asyncapi > docs/asyncapi.json"
@@ -90,6 +92,11 @@ class ChatbotTaskHeaders(BaseModel):
 
     task_id: UUID
     task_count: Literal[1]
+    traceparent: str | SkipJsonSchema[None] = Field(  # absent, never null
+        default=None,
+        description="W3C Trace Context of the publish span, in the trace of the message that caused the task; "
+        "only when the service exports telemetry (`OTEL_EXPORTER_OTLP_ENDPOINT`)",
+    )
 
 
 # --- Outbound: dead letters (docs/contract.md, "Dead letters"; handlers/inbound.py). ---
@@ -245,7 +252,7 @@ def _schema_ref(schemas: dict[str, Any], annotation: Any) -> dict[str, Any]:
 
 def generate() -> dict[str, Any]:
     """The document as FastStream generates it, with the message schemas it cannot see filled in."""
-    service = build_service(document_settings())
+    service = build_service(document_settings(), telemetry=Telemetry.off())  # the document, whatever OTEL_* say
     broker, topology = service.broker, service.topology
     routes = {route.subscriber: route for route in topology.routes.values()}
     for subscriber in broker.subscribers:

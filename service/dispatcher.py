@@ -22,12 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events import streams
 from events.chatbot_events import ChatbotDispatchDeferred, ChatbotRetryIssued, ChatbotTaskIssued, Scenario
-from events.recorded import NewEvent, decision_id
+from events.recorded import NewEvent, decision_id, trace_context
+from events.sample_events import SampleStatusChanged
 from projections.chatbot_messages import MessageContext, build_messages
 from projections.chatbot_tasks import next_publication, task_id
 from projections.chatbot_timing import after_quiet_hours, cap_window_start, dispatch_time, region_timezone
 from service.eventstore import append_events, begin_appending
 from service.settings import Settings
+from service.telemetry import Telemetry
 
 log = structlog.get_logger("sample_ledger.dispatcher")
 
@@ -62,13 +64,24 @@ _CONTEXT = text("""
     LEFT JOIN projections.creators c ON c.platform_creator_id = s.platform_creator_id
     WHERE s.sample_id = ANY(CAST(:ids AS text[]))
 """)
+# The trace a task continues: the sample's latest status change, which (directly or through the
+# schedule it made due) is why the task goes out; its trace is that of the message that changed it.
+_STATUS_CHANGE_TRACES = text("""
+    SELECT DISTINCT ON (stream_id) stream_id, metadata->>'traceparent' AS traceparent,
+           metadata->>'tracestate' AS tracestate
+    FROM eventstore.events
+    WHERE stream_id = ANY(CAST(:stream_ids AS text[])) AND event_type = :event_type
+    ORDER BY stream_id, stream_version DESC
+""")
 _OUTBOX = text("""
     INSERT INTO eventstore.chatbot_outbox
-        (task_id, publication, sample_id, scenario, run_no, platform_creator_id, body, created_at, next_attempt_at)
-    SELECT t.task_id, 1, t.sample_id, t.scenario, t.run_no, t.creator, t.body::jsonb, :now, :now
+        (task_id, publication, sample_id, scenario, run_no, platform_creator_id, body, created_at, next_attempt_at,
+         traceparent)
+    SELECT t.task_id, 1, t.sample_id, t.scenario, t.run_no, t.creator, t.body::jsonb, :now, :now, t.traceparent
     FROM unnest(CAST(:task_ids AS text[]), CAST(:sample_ids AS text[]), CAST(:scenarios AS text[]),
-                CAST(:run_nos AS int[]), CAST(:creators AS text[]), CAST(:bodies AS text[]))
-         AS t(task_id, sample_id, scenario, run_no, creator, body)
+                CAST(:run_nos AS int[]), CAST(:creators AS text[]), CAST(:bodies AS text[]),
+                CAST(:traceparents AS text[]))
+         AS t(task_id, sample_id, scenario, run_no, creator, body, traceparent)
     ORDER BY t.task_id  -- a stable order between replicas
     ON CONFLICT DO NOTHING
 """)
@@ -81,8 +94,9 @@ _RETRIES = text("""
 """)
 _COPY_FOR_RETRY = text("""
     INSERT INTO eventstore.chatbot_outbox
-        (task_id, publication, sample_id, scenario, run_no, platform_creator_id, body, created_at, next_attempt_at)
-    SELECT task_id, :publication, sample_id, scenario, run_no, platform_creator_id, body, :now, :now
+        (task_id, publication, sample_id, scenario, run_no, platform_creator_id, body, created_at, next_attempt_at,
+         traceparent)
+    SELECT task_id, :publication, sample_id, scenario, run_no, platform_creator_id, body, :now, :now, traceparent
     FROM eventstore.chatbot_outbox WHERE task_id = :task_id AND publication = 1
     ON CONFLICT DO NOTHING
 """)
@@ -95,6 +109,10 @@ class Issue:
     issued: ChatbotTaskIssued
     event: NewEvent
     body: list[dict[str, Any]]
+
+    @property
+    def traceparent(self) -> str | None:
+        return self.event.metadata.get("traceparent")
 
 
 def _deferral(schedule: dict[str, Any], run_no: int, until: datetime) -> NewEvent:
@@ -118,6 +136,7 @@ def _outbox_rows(decided: list[Issue], now: datetime) -> dict[str, Any]:
         "run_nos": [i.issued.run_no for i in decided],
         "creators": [i.issued.platform_creator_id for i in decided],
         "bodies": [json.dumps(i.body, ensure_ascii=False) for i in decided],
+        "traceparents": [i.traceparent for i in decided],
         "now": now,
     }
 
@@ -134,11 +153,14 @@ class DispatchReport:
 
 
 class Dispatcher:
-    def __init__(self, engine: AsyncEngine, settings: Settings, clock: Clock = utc_now, batch: int = 100) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, clock: Clock = utc_now, batch: int = 100,
+                 telemetry: Telemetry | None = None) -> None:  # fmt: skip
         self._engine = engine
         self._settings = settings
         self._clock = clock
         self._batch = batch
+        # Off: no query for traces, and tasks carry none.
+        self._carry_traces = telemetry is not None and telemetry.enabled
 
     async def dispatch_once(self) -> DispatchReport:
         now = self._clock()
@@ -161,6 +183,7 @@ class Dispatcher:
             recent.setdefault(creator, []).append(created_at)
         contexts = {r["sample_id"]: dict(r) for r in (await conn.execute(
             _CONTEXT, {"ids": [d["sample_id"] for d in due]})).mappings()}  # fmt: skip
+        traces = await self._status_change_traces(conn, [d["sample_id"] for d in due])
         deferrals: list[NewEvent] = []
         issues: list[Issue] = []
         for schedule in due:
@@ -172,7 +195,9 @@ class Dispatcher:
             if when > now:
                 deferrals.append(_deferral(schedule, run_no, when))
                 continue
-            issues.append(self._issue(schedule, run_no, contexts.get(schedule["sample_id"], {}), now))
+            issue = self._issue(schedule, run_no, contexts.get(schedule["sample_id"], {}), now,
+                                traces.get(schedule["sample_id"], {}))  # fmt: skip
+            issues.append(issue)
             recent.setdefault(creator, []).append(now)  # counts toward the cap of the rest of this pass
         # Every decision of the pass in one append, and the outbox rows in one insert.
         await append_events(conn, deferrals)
@@ -182,7 +207,19 @@ class Dispatcher:
             await conn.execute(_OUTBOX, _outbox_rows(decided, now))
         return len(decided), len(deferrals)
 
-    def _issue(self, schedule: dict[str, Any], run_no: int, context: dict[str, Any], now: datetime) -> Issue:
+    async def _status_change_traces(self, conn: AsyncConnection, sample_ids: list[str]) -> dict[str, dict[str, str]]:
+        """Per sample, the trace context of its latest status change (empty when it carries none)."""
+        if not self._carry_traces:
+            return {}
+        found = await conn.execute(_STATUS_CHANGE_TRACES, {
+            "stream_ids": [streams.sample(sample_id) for sample_id in sample_ids],
+            "event_type": SampleStatusChanged.type_name,
+        })  # fmt: skip
+        by_stream = {row["stream_id"]: trace_context(dict(row)) for row in found.mappings()}
+        return {sample_id: by_stream.get(streams.sample(sample_id), {}) for sample_id in sample_ids}
+
+    def _issue(self, schedule: dict[str, Any], run_no: int, context: dict[str, Any], now: datetime,
+               trace: dict[str, str]) -> Issue:  # fmt: skip
         sample_id, scenario = schedule["sample_id"], schedule["scenario"]
         the_task_id = task_id(sample_id, scenario, run_no)
         messages = build_messages(scenario, MessageContext(
@@ -202,7 +239,8 @@ class Dispatcher:
             platform_creator_id=schedule["platform_creator_id"], region=schedule["region"], messages=messages,
             issued_at=now,
         )  # fmt: skip
-        event = NewEvent.of(issued, stream_id=streams.chatbot_task(the_task_id), metadata={"source": "dispatcher"},
+        event = NewEvent.of(issued, stream_id=streams.chatbot_task(the_task_id),
+                            metadata={"source": "dispatcher", **trace},
                             event_id=decision_id(issued.type_name, the_task_id))  # fmt: skip
         return Issue(issued, event, body)
 

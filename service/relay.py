@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
 import structlog
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential_jitter
@@ -29,6 +31,7 @@ from events.recorded import NewEvent, decision_id
 from service.dispatcher import Clock, utc_now
 from service.errors import describe
 from service.eventstore import append_events, begin_appending
+from service.telemetry import Telemetry, current_trace_context, parent_from
 
 log = structlog.get_logger("sample_ledger.relay")
 
@@ -36,7 +39,7 @@ ROUTING_KEY = "chatbot.sample.batch"
 MAX_BACKOFF = timedelta(minutes=5)
 
 _CLAIM = text("""
-    SELECT task_id, publication, body, attempts FROM eventstore.chatbot_outbox
+    SELECT task_id, publication, scenario, body, attempts, traceparent FROM eventstore.chatbot_outbox
     WHERE published_at IS NULL AND next_attempt_at <= :now
     ORDER BY next_attempt_at, created_at LIMIT :limit
     FOR UPDATE SKIP LOCKED
@@ -79,8 +82,9 @@ def _broker_unavailable(exc: BaseException) -> bool:
 
 class OutboxRelay:
     def __init__(self, engine: AsyncEngine, amqp_url: str, exchange_name: str, clock: Clock = utc_now,
-                 batch: int = 50) -> None:  # fmt: skip
+                 batch: int = 50, telemetry: Telemetry | None = None) -> None:  # fmt: skip
         self._engine = engine
+        self._telemetry = telemetry or Telemetry.off()
         self._amqp_url = amqp_url
         self._exchange_name = exchange_name
         self._clock = clock
@@ -118,6 +122,7 @@ class OutboxRelay:
                 await self.mark_published(conn, confirmed, now)
             for row, error in _failures_to_record(failures):
                 await self._failed(conn, row, now, error)
+        self._telemetry.instruments.count_published([row["scenario"] for row in confirmed])
         log.info("chatbot.relayed", published=len(confirmed), failed=len(failures))
         return RelayReport(len(confirmed), len(failures))
 
@@ -132,14 +137,33 @@ class OutboxRelay:
         if self._exchange is None:
             raise ConnectionError("relay is not connected to RabbitMQ")
         the_task_id = row["task_id"]
-        message = aio_pika.Message(
-            json.dumps(row["body"], ensure_ascii=False).encode(),
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=the_task_id,
-            headers={"task_id": the_task_id, "task_count": 1},
-        )
-        await self._exchange.publish(message, routing_key=ROUTING_KEY, mandatory=True, timeout=10)
+        with self._publish_span(row):
+            message = aio_pika.Message(
+                json.dumps(row["body"], ensure_ascii=False).encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=the_task_id,
+                headers={"task_id": the_task_id, "task_count": 1, **self._trace_headers()},
+            )
+            await self._exchange.publish(message, routing_key=ROUTING_KEY, mandatory=True, timeout=10)
+
+    def _publish_span(self, row: Any) -> AbstractContextManager[Span]:
+        """A span in the trace of the message that caused the task (the outbox row's `traceparent`), else
+        in a new trace; it ends with the broker's confirm, or records why there was none."""
+        if not self._telemetry.enabled:
+            return nullcontext(INVALID_SPAN)
+        return self._telemetry.span(
+            "chatbot.task publish", parent=parent_from({"traceparent": row["traceparent"]}),
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "rabbitmq", "messaging.destination.name": self._exchange_name,
+                        "messaging.rabbitmq.destination.routing_key": ROUTING_KEY,
+                        "messaging.message.id": row["task_id"], "sample_ledger.chatbot.scenario": row["scenario"],
+                        "sample_ledger.chatbot.publication": row["publication"]},
+        )  # fmt: skip
+
+    def _trace_headers(self) -> dict[str, str]:
+        """The publish span as `traceparent`, for the worker's spans to continue; none when telemetry is off."""
+        return current_trace_context() if self._telemetry.enabled else {}
 
     async def mark_published(self, conn: AsyncConnection, rows: Sequence[Any], now: datetime) -> None:
         keys = {"task_ids": [r["task_id"] for r in rows], "publications": [r["publication"] for r in rows]}

@@ -15,11 +15,13 @@ with backoff, as a quarantine of everything would silently empty the read model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
+from opentelemetry.context import Context
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,6 +29,7 @@ from events.recorded import NewEvent, RecordedEvent
 from service.errors import describe, is_transient
 from service.eventstore import Checkpoint, append_events, begin_appending, read_page
 from service.loops import Loop
+from service.telemetry import Telemetry, links_to
 
 log = structlog.get_logger("sample_ledger.runner")
 
@@ -124,33 +127,39 @@ async def save_checkpoint(conn: AsyncConnection, name: str, checkpoint: Checkpoi
     await conn.execute(_SAVE, {"name": name, "txid": checkpoint.transaction_id, "position": checkpoint.position})
 
 
-async def apply_next_page(engine: AsyncEngine, projection: Projection, page_size: int) -> int | None:
+async def apply_next_page(engine: AsyncEngine, projection: Projection, page_size: int,
+                          telemetry: Telemetry | None = None) -> int | None:  # fmt: skip
     """Apply one page; the number of events applied (quarantined ones included), or None when another
     worker holds the projection."""
     try:
-        return await _apply_next_page(engine, projection, page_size)
+        return await _apply_next_page(engine, projection, page_size, telemetry)
     except Exception as exc:
         if is_transient(exc):
             raise
         failure = exc
     # Not on the happy path: savepoints cost round trips, so only a failed page pays for them.
-    return await _apply_next_page(engine, projection, page_size, page_failure=failure)
+    return await _apply_next_page(engine, projection, page_size, telemetry, page_failure=failure)
 
 
-async def _apply_next_page(engine: AsyncEngine, projection: Projection, page_size: int,
+async def _apply_next_page(engine: AsyncEngine, projection: Projection, page_size: int, telemetry: Telemetry | None,
                            page_failure: BaseException | None = None) -> int | None:  # fmt: skip
-    async with engine.begin() as conn:
-        await begin_appending(conn)  # derived events are appended after this transaction's first writes
-        checkpoint = await lock_checkpoint(conn, projection.name)
-        if checkpoint is None:
-            return None
-        page = await read_page(conn, checkpoint, projection.event_types, page_size)
-        if page.events and page_failure is not None:
-            await _apply_isolating(conn, projection, page.events, page_failure)
-        elif page.events:
-            await _apply(conn, projection, page.events)
-        if page.next_checkpoint != checkpoint:
-            await save_checkpoint(conn, projection.name, page.next_checkpoint)
+    # The span, when there is one, is entered once the page is read (an empty poll makes none) and
+    # ends after the commit, which it covers.
+    with contextlib.ExitStack() as tracing:
+        async with engine.begin() as conn:
+            await begin_appending(conn)  # derived events are appended after this transaction's first writes
+            checkpoint = await lock_checkpoint(conn, projection.name)
+            if checkpoint is None:
+                return None
+            page = await read_page(conn, checkpoint, projection.event_types, page_size)
+            if page.events and telemetry is not None and telemetry.enabled:
+                tracing.enter_context(_page_span(telemetry, projection.name, page.events, page_failure))
+            if page.events and page_failure is not None:
+                await _apply_isolating(conn, projection, page.events, page_failure)
+            elif page.events:
+                await _apply(conn, projection, page.events)
+            if page.next_checkpoint != checkpoint:
+                await save_checkpoint(conn, projection.name, page.next_checkpoint)
     if page.events:
         log.debug(
             "projection.applied",
@@ -159,6 +168,20 @@ async def _apply_next_page(engine: AsyncEngine, projection: Projection, page_siz
             position=page.next_checkpoint.position,
         )
     return len(page.events)
+
+
+def _page_span(telemetry: Telemetry, name: str, events: Sequence[RecordedEvent],
+               page_failure: BaseException | None) -> contextlib.AbstractContextManager[object]:  # fmt: skip
+    """A page is its own trace (it folds events of many traces), linked to the trace of every event in
+    it that carries one: from a message's trace, its pages are one link away. The SDK keeps the first
+    128 links of a span (OTEL_SPAN_LINK_COUNT_LIMIT)."""
+    return telemetry.span(
+        f"ledger.project {name}", parent=Context(), links=links_to(event.metadata for event in events),
+        attributes={"sample_ledger.projection": name, "sample_ledger.page.events": len(events),
+                    "sample_ledger.page.first_position": events[0].position,
+                    "sample_ledger.page.last_position": events[-1].position,
+                    "sample_ledger.page.isolating": page_failure is not None},
+    )  # fmt: skip
 
 
 async def rebuild(engine: AsyncEngine, projection: Projection, page_size: int = 500) -> int:
@@ -220,8 +243,9 @@ class ProjectionRunner:
     derives the events the chatbot projection folds)."""
 
     def __init__(self, engine: AsyncEngine, projections: Sequence[Projection], page_size: int,
-                 idle_poll_seconds: float) -> None:  # fmt: skip
+                 idle_poll_seconds: float, telemetry: Telemetry | None = None) -> None:  # fmt: skip
         self._engine = engine
+        self._telemetry = telemetry
         self._page_size = page_size
         self._followers: dict[str, list[Callable[[], None]]] = {}
         self._loops = {p.name: Loop(f"projection {p.name}", self._pages_of(p), idle_poll_seconds) for p in projections}
@@ -245,7 +269,7 @@ class ProjectionRunner:
     def _pages_of(self, projection: Projection) -> Callable[[], Awaitable[bool]]:
         async def apply_a_page() -> bool:
             """True when it applied events (so there may be more right away)."""
-            applied = await apply_next_page(self._engine, projection, self._page_size)
+            applied = await apply_next_page(self._engine, projection, self._page_size, self._telemetry)
             if applied:
                 for name, loop in self._loops.items():
                     if name != projection.name:

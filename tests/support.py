@@ -142,7 +142,7 @@ def section(lines: list[str], title: str) -> list[str]:
 
 async def projection_lag(engine: AsyncEngine, name: str) -> int:
     """Events the projection still has to apply, counted the way `status` and `health` count them."""
-    from service.ops.status import projection_progress
+    from service.progress import projection_progress
 
     async with engine.connect() as conn:
         (progress,) = await projection_progress(conn, [name])

@@ -31,7 +31,7 @@ from service.ops.dead_letters import DeadLetter, peek_dead_letters
 from service.ops.demo_summary import sample_to_explain, summary_lines
 from service.ops.failures import CommandFailed
 from service.ops.output import Progress, Silent
-from service.ops.status import projection_progress
+from service.progress import projection_progress
 from service.read_models import all_projections
 from service.settings import Settings
 

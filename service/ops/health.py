@@ -9,7 +9,7 @@ import aio_pika
 from handlers.topology import build_topology
 from service.database import create_engine
 from service.errors import describe
-from service.ops.status import LAG_COUNT_LIMIT, projection_progress
+from service.progress import LAG_COUNT_LIMIT, projection_progress
 from service.read_models import all_projections
 from service.settings import Settings
 

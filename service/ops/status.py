@@ -3,14 +3,14 @@ oldest open transaction. Read-only; a part that cannot be reached says so on its
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 import structlog
-from sqlalchemy import RowMapping, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from handlers.topology import build_topology
@@ -18,36 +18,11 @@ from service.database import create_engine
 from service.errors import describe
 from service.eventstore import holds_appender_lock
 from service.ops.failures import reason_for
+from service.progress import LAG_COUNT_LIMIT, projection_progress
 from service.read_models import all_projections
 from service.settings import Settings
 
 log = structlog.get_logger("sample_ledger.status")
-
-# Counting the events behind a checkpoint is exact but scans the backlog; past this many the screen
-# says "more than", which is all an operator needs, and a huge backlog stays cheap to report.
-LAG_COUNT_LIMIT = 100_000
-
-# Lag is counted in the runner's own order, (transaction_id, position): a position difference would
-# count rolled-back holes and miss events that committed late below the checkpoint's position.
-_PROJECTIONS = text("""
-    SELECT p.name, c.position, extract(epoch FROM now() - c.updated_at) AS moved_seconds_ago,
-           (SELECT max(position) FROM eventstore.events) AS head,
-           (SELECT count(*) FROM (
-                SELECT 1 FROM eventstore.events e
-                WHERE (e.transaction_id, e.position) > (coalesce(c.transaction_id, '0'::xid8), coalesce(c.position, 0))
-                LIMIT :limit) behind) AS lag,
-           (SELECT count(*) FROM projections.quarantined_events q WHERE q.projection = p.name) AS quarantined
-    FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS p(name, ord)
-    LEFT JOIN projections.checkpoints c ON c.projection = p.name
-    ORDER BY p.ord
-""")
-
-
-async def projection_progress(conn: AsyncConnection, names: Sequence[str]) -> Sequence[RowMapping]:
-    """Per projection: checkpoint position, when it moved, log head, events behind (capped), and
-    events it quarantined."""
-    return (await conn.execute(_PROJECTIONS, {"names": list(names), "limit": LAG_COUNT_LIMIT})).mappings().all()
-
 
 _OUTBOX = text("""
     SELECT b.waiting, b.oldest_seconds, b.most_attempts, f.task_id, f.publication, f.attempts, f.last_error

@@ -28,7 +28,7 @@ from service.app import Service
 from service.database import create_engine
 from service.ops.demo import example_batches, sample_ids_of
 from service.ops.failures import reason_for
-from service.ops.status import projection_progress
+from service.progress import projection_progress
 from service.settings import Settings
 from tests.conftest import _admin
 from tests.e2e.test_cli import cli_env, sample_ledger

@@ -15,7 +15,7 @@ import aio_pika
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.ops.status import projection_progress
+from service.progress import projection_progress
 
 _UNPUBLISHED = text("SELECT count(*) FROM eventstore.chatbot_outbox WHERE published_at IS NULL")
 _DUE = text("SELECT count(*) FROM projections.chatbot_schedules WHERE state = 'pending' AND due_at <= now()")

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from service.app import EXIT_CONSUMER_LOST
-from service.ops.status import projection_progress
+from service.progress import projection_progress
 from service.read_models import all_projections
 from tests.faults.conftest import Rig, scale
 from tests.faults.publisher import Message, mixed_workload

@@ -4,6 +4,7 @@ observations, regressions, content, type-56 webhooks)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,18 @@ def moves(fold: SampleFold) -> list[tuple[int, str, int, Status | None, Status]]
 
 def derived_ids(events: Sequence[RecordedEvent]) -> list[str]:
     return [str(e.event_id) for e in folded(*events).derived]
+
+
+def test_derived_events_carry_on_the_trace_context_of_their_cause_and_invent_none() -> None:
+    cause = crawl(1, crawl_row("To review", "2026-05-01 10:00:00"), expanded=True)
+    context = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "ledger=1"}
+    traced = replace(cause, metadata={**cause.metadata, **context})
+    derived = folded(traced).derived
+    assert derived
+    assert all(event.metadata["traceparent"] == context["traceparent"] for event in derived)
+    assert all(event.metadata["tracestate"] == "ledger=1" for event in derived)
+    untraced = folded(cause).derived
+    assert not [event for event in untraced if {"traceparent", "tracestate"} & set(event.metadata)]
 
 
 def test_a_new_sample_from_a_crawl_batch_is_a_first_sighting() -> None:
