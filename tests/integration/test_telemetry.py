@@ -36,16 +36,6 @@ def dispatching(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def spans() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def metric_reader() -> InMemoryMetricReader:
-    return InMemoryMetricReader()
-
-
-@pytest.fixture
 async def traced_service(
     settings: Settings, spans: InMemorySpanExporter, metric_reader: InMemoryMetricReader
 ) -> AsyncIterator[Service]:

@@ -33,16 +33,6 @@ TRACEPARENT = f"00-{TRACE:032x}-{SPAN:016x}-01"
 
 
 @pytest.fixture
-def spans() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def metric_reader() -> InMemoryMetricReader:
-    return InMemoryMetricReader()
-
-
-@pytest.fixture
 def telemetry(spans: InMemorySpanExporter, metric_reader: InMemoryMetricReader) -> Iterator[Telemetry]:
     on = Telemetry.exporting(SimpleSpanProcessor(spans), metric_reader)
     yield on
