@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from events.model import DomainEvent, InboundEvent, IsoDatetime, id_as_text, registered
 from events.statuses import Status, canonical_status
@@ -112,3 +112,35 @@ class SampleContentObserved(DomainEvent):
     status: Status | None
     content_count: int | None
     observed_at: IsoDatetime
+
+
+class RevisedStep(BaseModel):
+    """One moment of a revised history: a status change (`to_status` set), a content change
+    (`content_changed`), or both, with the sample's status and content count right after it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    observed_at: IsoDatetime
+    status: Status | None
+    content_count: int | None
+    content_changed: bool = False
+    from_status: Status | None = None
+    to_status: Status | None = None
+    source: str | None = None
+    regression: bool = False
+    first_sighting: bool = False
+
+
+@registered
+class SampleHistoryRevised(DomainEvent):
+    """Derived: an observation arrived after newer ones, and the sample's status and content were folded
+    again in `observed_at` order. `steps` is the sample's whole history in time order; it supersedes the
+    `sample.status_changed` and `sample.content_observed` events derived for the sample before it."""
+
+    type_name = "sample.history_revised"
+
+    sample_id: str
+    region: str
+    platform_product_id: str
+    platform_creator_id: str | None
+    steps: tuple[RevisedStep, ...]

@@ -26,7 +26,7 @@ from events.chatbot_events import (
 )
 from events.model import DomainEvent
 from events.recorded import NewEvent, RecordedEvent
-from events.sample_events import SampleContentObserved, SampleStatusChanged
+from events.sample_events import SampleContentObserved, SampleHistoryRevised, SampleStatusChanged
 from events.statuses import Status
 from projections import chatbot_rules as rules
 from projections import chatbot_store as store
@@ -46,12 +46,17 @@ class ChatbotFold:
     changed_schedules: dict[tuple[str, Scenario], int] = field(default_factory=dict)
     changed_tasks: set[str] = field(default_factory=set)
     changed_opt_outs: set[str] = field(default_factory=set)
+    removed_schedules: set[tuple[str, Scenario]] = field(default_factory=set)
 
     def facts(self, change: SampleStatusChanged | SampleContentObserved, status: Status | None) -> SampleFacts:
-        creator = change.platform_creator_id
+        return self.sample_facts(change.sample_id, change.region, change.platform_creator_id, status,
+                                 change.content_count)  # fmt: skip
+
+    def sample_facts(self, sample_id: str, region: str, creator: str | None, status: Status | None,
+                     content_count: int | None) -> SampleFacts:  # fmt: skip
         return SampleFacts(
-            sample_id=change.sample_id, region=change.region, platform_creator_id=creator,
-            status=status, content_count=change.content_count,
+            sample_id=sample_id, region=region, platform_creator_id=creator, status=status,
+            content_count=content_count,
             opted_out=bool(creator) and creator in self.opt_outs and self.opt_outs[creator][0],
         )  # fmt: skip
 
@@ -60,11 +65,19 @@ class ChatbotFold:
             self.schedules.setdefault(schedule.sample_id, {})[schedule.scenario] = schedule
             self.where[schedule.sample_id] = (region, creator)
             self.changed_schedules[(schedule.sample_id, schedule.scenario)] = event.position
+            self.removed_schedules.discard((schedule.sample_id, schedule.scenario))
+
+    def remove(self, sample_id: str, scenarios: Sequence[Scenario]) -> None:
+        for scenario in scenarios:
+            del self.schedules[sample_id][scenario]
+            self.changed_schedules.pop((sample_id, scenario), None)
+            self.removed_schedules.add((sample_id, scenario))
 
     def schedule(self, sample_id: str, scenario: Scenario) -> Schedule | None:
         return self.schedules.get(sample_id, {}).get(scenario)
 
     async def write(self, conn: AsyncConnection) -> None:
+        await store.delete_schedules(conn, sorted(self.removed_schedules))
         await store.upsert_schedules(conn, [
             (self.schedules[sid][scenario], *self.where[sid], position)
             for (sid, scenario), position in self.changed_schedules.items()
@@ -89,6 +102,26 @@ def on_content_observed(fold: ChatbotFold, event: RecordedEvent, seen: SampleCon
     changes = rules.on_content_observed(fold.schedules.get(seen.sample_id, {}), fold.facts(seen, seen.status),
                                         at=as_utc(seen.observed_at), policy=fold.policy)  # fmt: skip
     fold.put(event, changes, seen.region, seen.platform_creator_id)
+
+
+def on_history_revised(fold: ChatbotFold, event: RecordedEvent, revised: SampleHistoryRevised) -> None:
+    """Fold the sample's whole revised history from no schedule at all, then reconcile with what exists."""
+    sid, region, creator = revised.sample_id, revised.region, revised.platform_creator_id
+    replayed: dict[Scenario, Schedule] = {}
+    for step in revised.steps:
+        facts = fold.sample_facts(sid, region, creator, step.status, step.content_count)
+        at = as_utc(step.observed_at)
+        if step.to_status is not None:
+            replayed.update((s.scenario, s) for s in rules.on_status_changed(
+                replayed, facts, from_status=step.from_status, to_status=step.to_status,
+                regression=step.regression, first_sighting=step.first_sighting, at=at, policy=fold.policy,
+            ))  # fmt: skip
+        if step.content_changed:
+            replayed.update((s.scenario, s) for s in rules.on_content_observed(replayed, facts, at=at,
+                                                                               policy=fold.policy))  # fmt: skip
+    changed, removed = rules.on_history_revised(fold.schedules.get(sid, {}), replayed, policy=fold.policy)
+    fold.put(event, changed, region, creator)
+    fold.remove(sid, removed)
 
 
 def on_messaging_changed(fold: ChatbotFold, event: RecordedEvent, change: CreatorMessagingChanged) -> None:
@@ -168,6 +201,7 @@ def on_result_reported(fold: ChatbotFold, event: RecordedEvent, result: ChatbotR
 HANDLERS: dict[type[DomainEvent], Callable[[ChatbotFold, RecordedEvent, Any], None]] = {
     SampleStatusChanged: on_status_changed,
     SampleContentObserved: on_content_observed,
+    SampleHistoryRevised: on_history_revised,
     CreatorMessagingChanged: on_messaging_changed,
     ChatbotTaskIssued: on_task_issued,
     ChatbotDispatchDeferred: on_dispatch_deferred,

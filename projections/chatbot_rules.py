@@ -132,6 +132,41 @@ def on_opted_out(schedules: Mapping[Scenario, Schedule], *, at: datetime) -> lis
     return [_cancel(s, CREATOR_OPTED_OUT) for s in _pending(schedules.values())]
 
 
+def on_history_revised(
+    existing: Mapping[Scenario, Schedule], revised: Mapping[Scenario, Schedule], *, policy: ChatbotPolicy
+) -> tuple[list[Schedule], list[Scenario]]:
+    """A late observation changed the sample's past: `revised` is what its history, folded again in time
+    order, calls for. A schedule no run of which has been issued becomes what the revised history calls
+    for, or is removed when it calls for none; a run already issued stands, and only what is still ahead
+    of it follows the revised history. Returns the changed schedules and the scenarios to remove."""
+    changed: list[Schedule] = []
+    removed: list[Scenario] = []
+    for scenario in sorted(set(existing) | set(revised)):
+        old, new = existing.get(scenario), revised.get(scenario)
+        if old is not None and old.run_count > 0:
+            kept = _ahead_of_issued_runs(old, new, policy)
+            if kept != old:
+                changed.append(kept)
+        elif new is None:
+            if old is not None:
+                removed.append(scenario)
+        elif new != old:
+            changed.append(new)
+    return changed, removed
+
+
+def _ahead_of_issued_runs(old: Schedule, new: Schedule | None, policy: ChatbotPolicy) -> Schedule:
+    wanted = new is not None and new.state == ScheduleState.PENDING
+    if old.state == ScheduleState.PENDING and not wanted:
+        return _cancel(old, new.reason if new is not None and new.reason else SAMPLE_LEFT_STATUS)
+    if old.state == ScheduleState.CANCELLED and wanted and old.run_count < old.max_runs:
+        assert new is not None
+        assert new.due_at is not None
+        earliest = new.due_at if old.last_run_at is None else old.last_run_at + policy.reminder_interval
+        return replace(old, state=ScheduleState.PENDING, due_at=max(new.due_at, earliest), reason=None)
+    return old
+
+
 def on_dispatched(schedule: Schedule, *, at: datetime, policy: ChatbotPolicy) -> Schedule:
     """A run was handed to the workers: count it, and plan the next one while runs remain."""
     if schedule.state != ScheduleState.PENDING:

@@ -79,6 +79,19 @@ async def upsert_schedules(conn: AsyncConnection, rows: Sequence[tuple[Schedule,
     ]))  # fmt: skip
 
 
+_DELETE_SCHEDULES = text("""
+    DELETE FROM projections.chatbot_schedules WHERE (sample_id, scenario) IN (
+        SELECT s, c FROM unnest(CAST(:samples AS text[]), CAST(:scenarios AS text[])) AS u(s, c))
+""")
+
+
+async def delete_schedules(conn: AsyncConnection, keys: Sequence[tuple[str, Scenario]]) -> None:
+    """Schedules a revised history no longer calls for, none of whose runs was issued."""
+    if keys:
+        params = {"samples": [s for s, _ in keys], "scenarios": [c.value for _, c in keys]}
+        await conn.execute(_DELETE_SCHEDULES, params)
+
+
 async def load_tasks(conn: AsyncConnection, task_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     ids = sorted(set(task_ids))
     if not ids:

@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events import streams
 from events.recorded import NewEvent, RecordedEvent, derived_event_id, trace_context
-from events.sample_events import SampleContentObserved, SampleStatusChanged
+from events.sample_events import RevisedStep, SampleContentObserved, SampleHistoryRevised, SampleStatusChanged
 from events.statuses import Status
 from events.webhooks import SampleApplicationChange
 from projections import samples_store as store
 from projections.crawl_reading import ContentSighting
 from projections.sample_inputs import webhook_observation
-from projections.sample_state import Observation, Outcome, SampleState, apply_observation
+from projections.sample_replay import Observed, Replayed, Sighting, TimelineNeeded, observe
+from projections.sample_state import Observation, Outcome, SampleState, StatusChange, apply_observation
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,18 @@ class WaitingWebhook:
 class SampleFold:
     states: dict[str, SampleState]
     waiting: dict[int, WaitingWebhook] = field(default_factory=dict)
+    # The sightings of the samples a late observation is about (loaded), and of the samples this page
+    # introduced (complete from their start); a late observation about any other sample is `missing`,
+    # and the page is folded again with its sightings loaded.
+    timelines: dict[str, list[Sighting]] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
+    sightings_after: int = 0  # samples introduced by an event at or before this position keep no sightings
+    new_sightings: list[tuple[str, Sighting]] = field(default_factory=list)
     touched: dict[str, int] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # new rows, per sample
+    rewritten: set[str] = field(default_factory=set)  # samples whose whole history `history` replaces
     changes_per_event: dict[int, int] = field(default_factory=dict)  # numbers status changes within an event
+    revisions: dict[tuple[int, str], int] = field(default_factory=dict)  # numbers revisions of a sample per event
     contents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     stored_contents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # as loaded
     batches: list[dict[str, Any]] = field(default_factory=list)
@@ -57,9 +67,10 @@ class SampleFold:
 
     def observe(self, event: RecordedEvent, obs: Observation) -> Outcome:
         """Apply one observation, then any webhook that was waiting for this sample."""
-        outcome = self._apply(event, obs)
+        outcome = self._apply(event, obs, event.position)
         for webhook in sorted(self._waiting_for(outcome.state), key=lambda w: (w.observed_at, w.event_position)):
-            late = self._apply(event, webhook_observation(outcome.state, webhook.change, webhook.observed_at))
+            change = webhook_observation(outcome.state, webhook.change, webhook.observed_at)
+            late = self._apply(event, change, webhook.event_position)
             self.waiting_done.add(webhook.event_position)
             del self.waiting[webhook.event_position]
             self.set_webhook_disposition(webhook.event_position, "stale" if late.stale else "applied", obs.sample_id)
@@ -104,11 +115,24 @@ class SampleFold:
     def _waiting_for(self, state: SampleState) -> list[WaitingWebhook]:
         return [w for w in self.waiting.values() if w.joins(state)]
 
-    def _apply(self, event: RecordedEvent, obs: Observation) -> Outcome:
-        outcome = apply_observation(self.states.get(obs.sample_id), obs)
-        if outcome.state != self.states.get(obs.sample_id):
-            self.states[obs.sample_id] = outcome.state
-            self.touched[obs.sample_id] = event.position
+    def _apply(self, event: RecordedEvent, obs: Observation, said_by: int) -> Outcome:
+        """Fold one observation carried by the event at `said_by` (the webhook's own, for a waiting one)."""
+        sid = obs.sample_id
+        before = self.states.get(sid)
+        try:
+            observed = observe(before, obs, said_by, self.timelines.get(sid),
+                               sightings_complete=event.position > self.sightings_after)  # fmt: skip
+        except TimelineNeeded:
+            self.missing.add(sid)  # provisional: the page is folded again with the sightings loaded
+            observed = Observed(apply_observation(before, obs))
+        outcome = observed.outcome
+        if outcome.state != before:
+            self.states[sid] = outcome.state
+            self.touched[sid] = event.position
+        self._keep_sighting(outcome.state, Sighting.of(obs, said_by), is_new=before is None)
+        if observed.replayed is not None:
+            self._record_revision(event, outcome.state, observed.replayed)
+            return outcome
         if outcome.status_change is not None:
             self._record_status_change(event, outcome)
         if outcome.content_changed:
@@ -119,17 +143,50 @@ class SampleFold:
             ))  # fmt: skip
         return outcome
 
+    def _keep_sighting(self, state: SampleState, sighting: Sighting, *, is_new: bool) -> None:
+        if not state.sightings_complete or not sighting.says_something:
+            return
+        self.new_sightings.append((state.sample_id, sighting))
+        if is_new:
+            self.timelines[state.sample_id] = []
+        if state.sample_id in self.timelines:
+            self.timelines[state.sample_id].append(sighting)
+
+    def _history_row(self, sample_id: str, event_position: int, change: StatusChange) -> None:
+        rows = self.history.setdefault(sample_id, [])
+        seq = sum(1 for row in rows if row["event_position"] == event_position)
+        rows.append({
+            "event_position": event_position, "sample_id": sample_id, "seq": seq,
+            "from_status": change.from_status, "to_status": change.to_status,
+            "observed_at": change.observed_at, "source": change.source, "regression": change.regression,
+        })  # fmt: skip
+
+    def _record_revision(self, event: RecordedEvent, state: SampleState, replayed: Replayed) -> None:
+        """A late observation: the sample's history is replaced, and the chatbot told the whole of it."""
+        sid = state.sample_id
+        self.rewritten.add(sid)
+        self.history[sid] = []
+        for position, change in replayed.history():
+            self._history_row(sid, position, change)
+        n = self.revisions.get((event.position, sid), 0)
+        self.revisions[(event.position, sid)] = n + 1
+        steps = tuple(RevisedStep(
+            observed_at=step.observed_at, status=step.status, content_count=step.content_count,
+            content_changed=step.content_changed,
+            **(_change_fields(step.status_change) if step.status_change is not None else {}),
+        ) for step in replayed.steps)  # fmt: skip
+        self._derive(event, f"revised:{sid}:{n}", SampleHistoryRevised(
+            sample_id=sid, region=state.region, platform_product_id=state.platform_product_id,
+            platform_creator_id=state.platform_creator_id, steps=steps,
+        ))  # fmt: skip
+
     def _record_status_change(self, event: RecordedEvent, outcome: Outcome) -> None:
         change = outcome.status_change
         assert change is not None
         state = outcome.state
         seq = self.changes_per_event.get(event.position, 0)
         self.changes_per_event[event.position] = seq + 1
-        self.history.append({
-            "event_position": event.position, "sample_id": state.sample_id, "seq": seq,
-            "from_status": change.from_status, "to_status": change.to_status,
-            "observed_at": change.observed_at, "source": change.source, "regression": change.regression,
-        })  # fmt: skip
+        self._history_row(state.sample_id, event.position, change)
         self._derive(event, f"status:{state.sample_id}:{seq}", SampleStatusChanged(
             sample_id=state.sample_id, region=state.region, platform_product_id=state.platform_product_id,
             platform_creator_id=state.platform_creator_id, from_status=change.from_status,
@@ -137,7 +194,9 @@ class SampleFold:
             regression=change.regression, first_sighting=change.first_sighting, content_count=state.content_count,
         ))  # fmt: skip
 
-    def _derive(self, cause: RecordedEvent, name: str, event: SampleStatusChanged | SampleContentObserved) -> None:
+    def _derive(
+        self, cause: RecordedEvent, name: str, event: SampleStatusChanged | SampleContentObserved | SampleHistoryRevised
+    ) -> None:
         metadata = {
             "causation_id": str(cause.event_id),
             "correlation_id": cause.metadata.get("correlation_id"),
@@ -151,13 +210,20 @@ class SampleFold:
         """Every table once; the derived events are the caller's to append (`self.derived`)."""
         await store.upsert_samples(conn, [(self.states[sid], pos) for sid, pos in self.touched.items()])
         await store.upsert_contents(conn, list(self.contents.values()))
-        await store.insert_history(conn, self.history)
+        await store.insert_sightings(conn, self.new_sightings)
+        await store.delete_history(conn, sorted(self.rewritten))
+        await store.insert_history(conn, [row for rows in self.history.values() for row in rows])
         await store.insert_crawl_batches(conn, self.batches)
         await store.insert_webhooks(conn, list(self.webhooks.values()))
         await store.update_webhooks(conn, list(self.webhook_updates.values()))
         added = [self.waiting[p] for p in self.waiting_added if p in self.waiting]
         await store.insert_waiting(conn, [_waiting_row(w) for w in added])
         await store.delete_waiting(conn, sorted(self.waiting_done - self.waiting_added))
+
+
+def _change_fields(change: StatusChange) -> dict[str, Any]:
+    return {"from_status": change.from_status, "to_status": change.to_status, "source": change.source,
+            "regression": change.regression, "first_sighting": change.first_sighting}  # fmt: skip
 
 
 def merge_sightings(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:

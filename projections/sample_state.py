@@ -9,7 +9,7 @@ value never overwrites a known one; content is changed only by a look at the con
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -62,6 +62,13 @@ class SampleState:
     cancel_reason: str | None = None
     content_count: int | None = None
     content_observed_at: datetime | None = None
+    # When each known fact was observed, so that a fact is taken from the newest observation that knows
+    # it whatever the arrival order; a fact missing here (rows older than migration 0008) counts as
+    # observed at last_seen_at.
+    fact_observed_at: dict[str, datetime] = field(default_factory=dict)
+    # Every status and content sighting of this sample is on record (projections/sample_replay.py), so a
+    # late observation can be folded where it belongs in time.
+    sightings_complete: bool = True
 
     def fingerprint(self) -> str:
         """Hash of every projected fact except when the sample was seen: equal means nothing changed."""
@@ -69,7 +76,9 @@ class SampleState:
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
-_FINGERPRINTED = tuple(f.name for f in fields(SampleState) if f.name not in ("first_seen_at", "last_seen_at"))
+# Bookkeeping, not facts: when the sample was seen and when each fact was, and whether its sightings are kept.
+_NOT_FINGERPRINTED = ("first_seen_at", "last_seen_at", "fact_observed_at", "sightings_complete")
+_FINGERPRINTED = tuple(f.name for f in fields(SampleState) if f.name not in _NOT_FINGERPRINTED)
 
 
 @dataclass(frozen=True)
@@ -110,7 +119,7 @@ class Outcome:
     content_changed: bool
 
 
-def new_sample(obs: Observation) -> SampleState:
+def new_sample(obs: Observation, *, sightings_complete: bool = True) -> SampleState:
     return SampleState(
         sample_id=obs.sample_id,
         region=obs.region,
@@ -118,33 +127,48 @@ def new_sample(obs: Observation) -> SampleState:
         creator_key=obs.creator_key,
         first_seen_at=obs.observed_at,
         last_seen_at=obs.observed_at,
+        sightings_complete=sightings_complete,
     )
 
 
-def apply_observation(state: SampleState | None, obs: Observation) -> Outcome:
-    """Fold one observation into a sample's state."""
+def apply_observation(state: SampleState | None, obs: Observation, *, sightings_complete: bool = True) -> Outcome:
+    """Fold one observation into a sample's state, as the newest of its kind or as stale.
+
+    Exact when observations arrive in `observed_at` order; `sample_replay.needs_replay` says when one
+    does not, and `sample_replay.replay` folds it where it belongs."""
     is_new = state is None
-    current = new_sample(obs) if state is None else state
-    facts_are_newer = is_new or obs.observed_at >= current.last_seen_at
-    updated = replace(
-        current,
-        first_seen_at=min(current.first_seen_at, obs.observed_at),
-        last_seen_at=max(current.last_seen_at, obs.observed_at),
-        **merge_facts(current, obs.facts, overwrite=facts_are_newer),
-    )
-    updated, change, stale = _apply_status(updated, obs)
-    updated, content_changed = _apply_content(updated, obs)
+    current = new_sample(obs, sightings_complete=sightings_complete) if state is None else state
+    updated = observe_facts(current, obs)
+    updated, change, stale = apply_status(updated, obs)
+    updated, content_changed = apply_content(updated, obs)
     return Outcome(updated, is_new, change, stale, content_changed)
 
 
-def merge_facts(state: SampleState, facts: dict[str, Any], *, overwrite: bool) -> dict[str, Any]:
-    """Known values only: newer facts replace, older facts fill what is still unknown."""
+def observe_facts(state: SampleState, obs: Observation) -> SampleState:
+    """The seen times and the facts; these do not depend on the arrival order."""
+    return replace(
+        state,
+        first_seen_at=min(state.first_seen_at, obs.observed_at),
+        last_seen_at=max(state.last_seen_at, obs.observed_at),
+        **merge_facts(state, obs.facts, obs.observed_at),
+    )
+
+
+def merge_facts(state: SampleState, facts: dict[str, Any], observed_at: datetime) -> dict[str, Any]:
+    """Known values only, each from the newest observation that knows it: a newer value replaces, an
+    older one fills what is still unknown, and a missing value never erases a known one."""
     merged: dict[str, Any] = {}
+    times: dict[str, datetime] | None = None
     for name, value in facts.items():
         if value is None or name not in FACT_FIELDS:
             continue
-        if overwrite or getattr(state, name) is None:
-            merged[name] = value
+        if getattr(state, name) is not None and observed_at < state.fact_observed_at.get(name, state.last_seen_at):
+            continue
+        merged[name] = value
+        times = dict(state.fact_observed_at) if times is None else times
+        times[name] = observed_at
+    if times is not None:
+        merged["fact_observed_at"] = times
     return merged
 
 
@@ -162,7 +186,7 @@ def is_stale(state: SampleState, obs: Observation) -> bool:
     return state.status is not None and TIE_ORDER.index(obs.status) < TIE_ORDER.index(state.status)
 
 
-def _apply_status(state: SampleState, obs: Observation) -> tuple[SampleState, StatusChange | None, bool]:
+def apply_status(state: SampleState, obs: Observation) -> tuple[SampleState, StatusChange | None, bool]:
     if obs.status is None:
         return state, None, False
     if is_stale(state, obs):
@@ -190,7 +214,7 @@ def _apply_status(state: SampleState, obs: Observation) -> tuple[SampleState, St
     return moved, change, False
 
 
-def _apply_content(state: SampleState, obs: Observation) -> tuple[SampleState, bool]:
+def apply_content(state: SampleState, obs: Observation) -> tuple[SampleState, bool]:
     if obs.content_count is None:  # not looked at (events.crawl.content_count_seen): keep what is known
         return state, False
     if state.content_observed_at is not None and obs.observed_at < state.content_observed_at:

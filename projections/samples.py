@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -111,8 +111,15 @@ def on_webhook_received(fold: SampleFold, event: RecordedEvent, reading: Webhook
     row.update(disposition="stale" if outcome.stale else "applied", sample_id=target.sample_id)
 
 
-async def load_fold(conn: AsyncConnection, readings: Sequence[tuple[RecordedEvent, Reading]]) -> SampleFold:
-    """Every state, content row and waiting webhook the page can touch, in four queries."""
+async def load_fold(
+    conn: AsyncConnection,
+    readings: Sequence[tuple[RecordedEvent, Reading]],
+    *,
+    sightings_after: int = 0,
+    timelines_of: Iterable[str] = (),
+) -> SampleFold:
+    """Every state, content row and waiting webhook the page can touch, in four queries; and the
+    sightings of `timelines_of`, the samples that a first fold of the page found late observations of."""
     observations = [o for _, r in readings for o in _observations(r)]
     changes = [r.change for _, r in readings if isinstance(r, WebhookReading) and r.change is not None]
     states = await store.load_states(conn, {o.sample_id for o in observations})
@@ -125,7 +132,12 @@ async def load_fold(conn: AsyncConnection, readings: Sequence[tuple[RecordedEven
     pairs = [(o.platform_product_id, o.facts["platform_creator_id"]) for o in observations
              if o.facts.get("platform_creator_id")]  # fmt: skip
     contents = [(s.sample_id, s.item.key) for _, r in readings if isinstance(r, BatchReading) for s in r.contents]
-    fold = SampleFold(states, stored_contents=await store.load_contents(conn, contents))
+    fold = SampleFold(
+        states,
+        stored_contents=await store.load_contents(conn, contents),
+        timelines=await store.load_sightings(conn, timelines_of),
+        sightings_after=sightings_after,
+    )
     for row in await store.load_waiting(conn, app_ids, pairs):
         fold.waiting[row["event_position"]] = waiting_from_row(row)
     return fold
@@ -147,13 +159,27 @@ class SamplesProjection:
         "projections.crawl_batches",
         "projections.webhooks",
         "projections.pending_webhooks",
+        "projections.sample_sightings",
     )
+
+    def __init__(self) -> None:
+        self._sightings_after: int | None = None  # fixed by migration 0008: read once
 
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
         readings: list[tuple[RecordedEvent, Reading]] = []
         await in_turns(events, lambda some: readings.extend(read_events(some)))
-        fold = await load_fold(conn, readings)
-        await in_turns(readings, lambda some: fold_events(fold, some))
+        if self._sightings_after is None:
+            self._sightings_after = await store.sightings_after(conn)
+        after = self._sightings_after
+        timelines_of: set[str] = set()
+        while True:
+            fold = await load_fold(conn, readings, sightings_after=after, timelines_of=timelines_of)
+            await in_turns(readings, lambda some: fold_events(fold, some))  # noqa: B023 (awaited here)
+            if not fold.missing:
+                break
+            # Late observations about samples whose sightings were not loaded (rare: a collector reading
+            # an old page, a delayed webhook): fold the page again from the tables, with them.
+            timelines_of |= fold.missing
         await fold.write(conn)
         return fold.derived
 

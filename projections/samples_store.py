@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events.statuses import Status
 from projections.bulk_sql import insert_from_rows, rows_param
+from projections.sample_replay import Sighting
 from projections.sample_state import SampleState
 
 STATE_COLUMNS = tuple(f.name for f in fields(SampleState))
@@ -68,7 +71,15 @@ def _state(row: Any) -> SampleState:
     values = dict(row)
     if values["status"] is not None:
         values["status"] = Status(values["status"])
+    times = values["fact_observed_at"]
+    times = json.loads(times) if isinstance(times, str) else times
+    values["fact_observed_at"] = {name: _moment(moment) for name, moment in times.items()}
     return SampleState(**values)
+
+
+def _moment(text: str) -> datetime:
+    """A time as `rows_param` stored it in a jsonb value ('2026-04-20 03:15:42+00:00')."""
+    return datetime.fromisoformat(text)
 
 
 async def upsert_samples(conn: AsyncConnection, states: Sequence[tuple[SampleState, int]]) -> None:
@@ -81,6 +92,7 @@ def _sample_params(state: SampleState, position: int) -> dict[str, Any]:
     # Not dataclasses.asdict: it deep-copies every value, which cost a tenth of a page's fold.
     params = {column: getattr(state, column) for column in STATE_COLUMNS}
     params["status"] = state.status.value if state.status else None
+    params["fact_observed_at"] = {name: str(moment) for name, moment in state.fact_observed_at.items()}
     params["fingerprint"] = state.fingerprint()
     params["last_event_position"] = position
     return params
@@ -106,6 +118,52 @@ async def upsert_contents(conn: AsyncConnection, rows: Sequence[dict[str, Any]])
 async def insert_history(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(_INSERT_HISTORY, rows_param(rows))
+
+
+_DELETE_HISTORY = text("DELETE FROM projections.sample_status_history WHERE sample_id = ANY(CAST(:ids AS text[]))")
+
+
+async def delete_history(conn: AsyncConnection, sample_ids: Sequence[str]) -> None:
+    """Before a late observation's replayed history is written in place of the old one."""
+    if sample_ids:
+        await conn.execute(_DELETE_HISTORY, {"ids": list(sample_ids)})
+
+
+SIGHTING_COLUMNS = ("sample_id", "event_position", "observed_at", "source", "status", "cancel_reason",
+                    "content_count")  # fmt: skip
+# A sighting is recorded once per (sample, event); folding an event again (a retried page) adds nothing.
+_INSERT_SIGHTINGS = text(insert_from_rows("projections.sample_sightings", SIGHTING_COLUMNS) + " ON CONFLICT DO NOTHING")
+_LOAD_SIGHTINGS = text(f"""
+    SELECT {", ".join(SIGHTING_COLUMNS)} FROM projections.sample_sightings
+    WHERE sample_id = ANY(CAST(:ids AS text[])) ORDER BY sample_id, observed_at, event_position
+""")
+_SIGHTINGS_AFTER = text("SELECT after_position FROM projections.sightings_since")
+
+
+async def insert_sightings(conn: AsyncConnection, sightings: Sequence[tuple[str, Sighting]]) -> None:
+    if sightings:
+        await conn.execute(_INSERT_SIGHTINGS, rows_param([{
+            "sample_id": sample_id, "event_position": s.event_position, "observed_at": s.observed_at,
+            "source": s.source, "status": s.status.value if s.status else None, "cancel_reason": s.cancel_reason,
+            "content_count": s.content_count,
+        } for sample_id, s in sightings]))  # fmt: skip
+
+
+async def load_sightings(conn: AsyncConnection, sample_ids: Iterable[str]) -> dict[str, list[Sighting]]:
+    """Every recorded sighting of these samples, each sample's in time order (one query)."""
+    timelines: dict[str, list[Sighting]] = {sid: [] for sid in sample_ids}
+    if timelines:
+        for row in (await conn.execute(_LOAD_SIGHTINGS, {"ids": sorted(timelines)})).mappings():
+            timelines[row["sample_id"]].append(Sighting(
+                row["event_position"], row["observed_at"], row["source"],
+                Status(row["status"]) if row["status"] else None, row["cancel_reason"], row["content_count"],
+            ))  # fmt: skip
+    return timelines
+
+
+async def sightings_after(conn: AsyncConnection) -> int:
+    """The last event position before sightings were kept (migration 0008)."""
+    return int((await conn.execute(_SIGHTINGS_AFTER)).scalar_one())
 
 
 async def insert_crawl_batches(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

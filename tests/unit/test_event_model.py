@@ -32,6 +32,7 @@ def test_every_event_type_has_one_class_under_its_stable_name() -> None:
         "product.crawl_batch_recorded",
         "sample.content_observed",
         "sample.crawl_batch_recorded",
+        "sample.history_revised",
         "sample.status_changed",
         "sample.status_reported",
         "webhook.received",

@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any, Literal
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +36,7 @@ from projections.chatbot import ChatbotFold
 from projections.chatbot import fold_events as chatbot_fold_events
 from projections.chatbot_rules import ChatbotPolicy, Schedule, ScheduleState
 from projections.sample_fold import SampleFold, WaitingWebhook, _waiting_row, waiting_from_row
+from projections.sample_replay import Sighting, observe
 from projections.sample_state import (
     FACT_FIELDS,
     TIE_ORDER,
@@ -44,7 +44,6 @@ from projections.sample_state import (
     Outcome,
     SampleState,
     StatusChange,
-    apply_observation,
 )
 from projections.samples import fold_events, read_events
 from tests.unit.events_in_memory import crawl, crawl_row, inbound, recorded, type_56
@@ -129,19 +128,36 @@ def arrivals(draw: st.DrawFn, *, distinct_times: bool = True, last_minute: int =
     return Arrival(seen, tuple(draw(st.permutations(copies))))
 
 
-def fold(seen: Iterable[Seen]) -> tuple[SampleState, list[Outcome]]:
+@dataclass
+class Folded:
+    """One sample's observations folded as the samples projection folds them, late ones replayed."""
+
+    state: SampleState
+    outcomes: list[Outcome]
+    history: list[StatusChange]  # as projections.sample_status_history holds it at the end
+    replays: int = 0
+
+
+def fold(seen: Iterable[Seen]) -> Folded:
     state: SampleState | None = None
+    timeline: list[Sighting] = []
     outcomes: list[Outcome] = []
-    for s in seen:
-        outcome = apply_observation(state, s.observation())
-        outcomes.append(outcome)
-        state = outcome.state
+    changes: list[StatusChange] = []
+    replays = 0
+    for position, s in enumerate(seen, start=1):
+        obs = s.observation()
+        observed = observe(state, obs, position, timeline)
+        outcomes.append(observed.outcome)
+        if observed.replayed is not None:
+            changes = [change for _, change in observed.replayed.history()]
+            replays += 1
+        elif observed.outcome.status_change is not None:
+            changes.append(observed.outcome.status_change)
+        if Sighting.of(obs, position).says_something:
+            timeline.append(Sighting.of(obs, position))
+        state = observed.outcome.state
     assert state is not None
-    return state, outcomes
-
-
-def history(outcomes: Iterable[Outcome]) -> list[StatusChange]:
-    return [o.status_change for o in outcomes if o.status_change is not None]
+    return Folded(state, outcomes, changes, replays)
 
 
 def view(state: SampleState, names: Iterable[str]) -> dict[str, Any]:
@@ -151,8 +167,8 @@ def view(state: SampleState, names: Iterable[str]) -> dict[str, Any]:
 @FAST
 @given(arrivals())
 def test_the_newest_observation_decides_whatever_the_arrival_order(arrival: Arrival) -> None:
-    reference, _ = fold(arrival.in_time_order())
-    state, _ = fold(arrival.arrived())
+    reference = fold(arrival.in_time_order()).state
+    state = fold(arrival.arrived()).state
     assert view(state, CONVERGING) == view(reference, CONVERGING)
     with_status = [s for s in arrival.seen if s.status is not None]
     if with_status:
@@ -161,52 +177,61 @@ def test_the_newest_observation_decides_whatever_the_arrival_order(arrival: Arri
 
 @FAST
 @given(arrivals())
+@example(Arrival((Seen(0, Status.READY_TO_SHIP), Seen(1, Status.SHIPPED), Seen(2, Status.SHIPPED)), (2, 0, 1)))
+@example(Arrival((Seen(0, None, product_name="Crema 50ml"), Seen(1, None, product_name="Termo 1L"), Seen(2, None)),
+                 (2, 0, 1)))  # fmt: skip
+@example(Arrival((Seen(0, Status.SHIPPED), Seen(1, Status.SHIPPED)), (1, 0)))
+def test_in_any_arrival_order_with_duplicates_state_and_history_are_the_reference(arrival: Arrival) -> None:
+    """The issue's property: any interleaving and duplication of one sample's observations gives the
+    status, content count, facts, history and every other column that the same observations give
+    applied once in observed_at order (distinct times)."""
+    folded = fold(arrival.arrived())
+    reference = fold(arrival.in_time_order())
+    assert folded.state == reference.state
+    assert folded.history == reference.history
+
+
+@FAST
+@given(arrivals())
+def test_a_replay_happens_only_for_an_observation_older_than_one_applied(arrival: Arrival) -> None:
+    """In time order (a rebuild's order for most samples) nothing is replayed; a stale flag means the
+    observation changed nothing in the replayed history."""
+    assert fold(arrival.in_time_order()).replays == 0
+    folded = fold(arrival.arrived())
+    newest = -1
+    late = 0
+    for s in arrival.arrived():
+        says = s.status is not None or s.content_count is not None
+        late += says and s.minute < newest
+        newest = max(newest, s.minute) if says else newest
+    assert folded.replays <= late
+
+
+@FAST
+@given(arrivals())
 def test_duplicates_add_nothing(arrival: Arrival) -> None:
     """A message seen again, at any later point, changes no state and records no status change."""
-    state, outcomes = fold(arrival.arrived())
-    once, once_outcomes = fold(arrival.seen[i] for i in first_occurrences(arrival.order))
-    assert state == once
-    assert history(outcomes) == history(once_outcomes)
+    folded = fold(arrival.arrived())
+    once = fold(arrival.seen[i] for i in first_occurrences(arrival.order))
+    assert folded.state == once.state
+    assert folded.history == once.history
 
 
 @FAST
 @given(arrivals())
-def test_in_observed_at_order_duplicates_give_exactly_the_reference(arrival: Arrival) -> None:
-    """A rebuild or a replay: every observation in time order, some of them twice."""
-    replayed = sorted(arrival.arrived(), key=lambda s: s.minute)
-    reference, reference_outcomes = fold(arrival.in_time_order())
-    state, outcomes = fold(replayed)
-    assert state == reference
-    assert history(outcomes) == history(reference_outcomes)
-
-
-@FAST
-@given(arrivals())
-def test_history_in_any_arrival_order_is_a_consistent_subsequence_of_the_reference(arrival: Arrival) -> None:
-    """A late older observation is stale: it records no change, so the history may be shorter than the
-    reference, never longer, and it is the reference history of just the observations that were applied."""
-    state, outcomes = fold(arrival.arrived())
-    _, reference_outcomes = fold(arrival.in_time_order())
-    changes = history(outcomes)
-    for seen, outcome in zip(arrival.arrived(), outcomes, strict=True):
-        if outcome.stale:
-            assert outcome.status_change is None
-        if outcome.status_change is not None:
-            change = outcome.status_change
-            assert (change.to_status, change.observed_at, change.source) == (seen.status, at(seen.minute), seen.source)
-    assert [c.observed_at for c in changes] == sorted({c.observed_at for c in changes})  # strictly increasing
+def test_the_history_is_a_chain_in_time_order(arrival: Arrival) -> None:
+    """Each change starts where the previous ended, times strictly increase, regressions are flagged by
+    the lifecycle rule, and the last change is the current status."""
+    folded = fold(arrival.arrived())
+    changes = folded.history
+    assert [c.observed_at for c in changes] == sorted({c.observed_at for c in changes})
     for before, after in zip([None, *changes], changes, strict=False):
         assert after.from_status == (before.to_status if before else None)
         assert after.from_status != after.to_status
         assert after.regression == is_regression(after.from_status, after.to_status)
-    assert (changes[-1].to_status if changes else None) == state.status
-    assert len(changes) <= len(history(reference_outcomes))
-    assert len(changes) <= len({s.minute for s in arrival.seen if s.status is not None})
-    applied = [s for s, o in zip(arrival.arrived(), outcomes, strict=True) if s.status is not None and not o.stale]
-    _, applied_outcomes = fold(sorted(dict.fromkeys(applied), key=lambda s: s.minute)) if applied else (None, [])
-    assert [(c.from_status, c.to_status, c.observed_at) for c in changes] == [
-        (c.from_status, c.to_status, c.observed_at) for c in history(applied_outcomes)
-    ]
+    assert (changes[-1].to_status if changes else None) == folded.state.status
+    seen = {(at(s.minute), s.status, s.source) for s in arrival.seen}
+    assert all((c.observed_at, c.to_status, c.source) in seen for c in changes)
 
 
 @FAST
@@ -214,8 +239,8 @@ def test_history_in_any_arrival_order_is_a_consistent_subsequence_of_the_referen
 def test_at_equal_times_the_tie_is_decided_the_same_whatever_the_arrival_order(arrival: Arrival) -> None:
     """At equal times the status later in the lifecycle order (canceled last) wins, and the larger
     content count: the order of arrival decides nothing."""
-    state, _ = fold(arrival.arrived())
-    reference, _ = fold(arrival.in_time_order())
+    state = fold(arrival.arrived()).state
+    reference = fold(arrival.in_time_order()).state
     with_status = [s for s in arrival.seen if s.status is not None]
     if with_status:
         newest = max(s.minute for s in with_status)
@@ -233,58 +258,30 @@ def test_at_equal_times_the_tie_is_decided_the_same_whatever_the_arrival_order(a
         assert state.content_count == reference.content_count
 
 
-# Findings: documented as "late messages and rebuilds give the same result", not what is implemented.
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING facts depend on arrival order (projections/sample_state.py:129, facts_are_newer compares with "
-    "last_seen_at, not with when each fact was known): Seen(0, None, product_name='Crema 50ml'), "
-    "Seen(1, None, product_name='Termo 1L'), Seen(2, None) arriving 2, 0, 1 keep 'Crema 50ml'; "
-    "in time order 'Termo 1L'"))  # fmt: skip
-@FAST
-@given(arrivals())
-@example(Arrival((Seen(0, None, product_name="Crema 50ml"), Seen(1, None, product_name="Termo 1L"), Seen(2, None)),
-                 (2, 0, 1)))  # fmt: skip
-def test_facts_from_the_newest_observation_that_knows_them_win_whatever_the_order(arrival: Arrival) -> None:
-    reference, _ = fold(arrival.in_time_order())
-    state, _ = fold(arrival.arrived())
-    assert view(state, FACT_FIELDS) == view(reference, FACT_FIELDS)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING status_changed_at and status_source depend on arrival order (projections/sample_state.py:155-171, "
-    "an older observation of the same status is stale, so the later one that arrived first keeps having "
-    "'set' the status): Seen(0, shipped), Seen(1, shipped) arriving 1, 0 give status_changed_at minute 1; "
-    "in time order minute 0"))  # fmt: skip
-@FAST
-@given(arrivals())
-@example(Arrival((Seen(0, Status.SHIPPED), Seen(1, Status.SHIPPED)), (1, 0)))
-def test_when_and_by_whom_the_status_was_set_is_independent_of_the_arrival_order(arrival: Arrival) -> None:
-    reference, _ = fold(arrival.in_time_order())
-    state, _ = fold(arrival.arrived())
-    set_by = ("status_changed_at", "status_source")
-    assert view(state, set_by) == view(reference, set_by)
-
-
 @FAST
 @given(arrivals())
 @example(Arrival((Seen(0, Status.CANCELED), Seen(1, Status.CANCELED, "REJECT_CANCELLED")), (1, 0)))
 def test_the_cancel_reason_is_independent_of_the_arrival_order(arrival: Arrival) -> None:
-    reference, _ = fold(arrival.in_time_order())
-    state, _ = fold(arrival.arrived())
-    assert state.cancel_reason == reference.cancel_reason
+    assert fold(arrival.arrived()).state.cancel_reason == fold(arrival.in_time_order()).state.cancel_reason
 
 
 @FAST
 @given(arrivals(distinct_times=False, last_minute=2))
 @example(Arrival((Seen(0, Status.TO_REVIEW), Seen(0, Status.READY_TO_SHIP)), (0, 1, 0)))
-def test_duplicates_add_nothing_at_equal_times(arrival: Arrival) -> None:
-    """Status, content and history; facts seen at one instant are the known limit of the facts finding."""
-    state, outcomes = fold(arrival.arrived())
-    once, once_outcomes = fold(arrival.seen[i] for i in first_occurrences(arrival.order))
-    not_facts = [f.name for f in fields(SampleState) if f.name not in FACT_FIELDS]
-    assert view(state, not_facts) == view(once, not_facts)
-    assert history(outcomes) == history(once_outcomes)
+@example(Arrival((Seen(0, Status.READY_TO_SHIP), Seen(0, Status.TO_REVIEW)), (0, 1)))
+def test_at_equal_times_the_history_does_not_depend_on_the_arrival_order(arrival: Arrival) -> None:
+    """Status, content and history. What an instant cannot order: which of two facts or cancel reasons
+    seen at it is kept (the later arrival's), and which of two sources seeing one status is named."""
+    folded = fold(arrival.arrived())
+    unordered = (*FACT_FIELDS, "fact_observed_at", "status_source", "cancel_reason")
+    ordered = [f.name for f in fields(SampleState) if f.name not in unordered]
+    for other in (fold(arrival.seen[i] for i in first_occurrences(arrival.order)), fold(arrival.in_time_order())):
+        assert view(folded.state, ordered) == view(other.state, ordered)
+        assert moves(folded.history) == moves(other.history)
+
+
+def moves(history: Sequence[StatusChange]) -> list[tuple[Status | None, Status, datetime, bool]]:
+    return [(c.from_status, c.to_status, c.observed_at, c.regression) for c in history]
 
 
 # --- Pages of recorded events through `SampleFold`, then `ChatbotFold` -----------------------------------
@@ -393,8 +390,8 @@ class Run:
         return self.states[SID]
 
     def moves(self) -> list[tuple[Status | None, Status, datetime, str, bool]]:
-        return [(h["from_status"], h["to_status"], h["observed_at"], h["source"], h["regression"])
-                for h in self.history]  # fmt: skip
+        in_time = sorted(self.history, key=lambda h: h["observed_at"])
+        return [(h["from_status"], h["to_status"], h["observed_at"], h["source"], h["regression"]) for h in in_time]
 
 
 def pages(items: Sequence[Any], cuts: Iterable[int]) -> list[Sequence[Any]]:
@@ -413,13 +410,23 @@ def run(messages: Sequence[Message], cuts: Iterable[int] = (), chatbot_cuts: Ite
     events = [m.recorded(position) for position, m in enumerate(messages, start=1)]
     result = Run({}, [], [], {}, {}, {})
     waiting: dict[int, WaitingWebhook] = {}
+    sightings: dict[str, list[Sighting]] = {}  # projections.sample_sightings
     for page in pages(events, cuts):
-        fold = SampleFold(states=dict(result.states), waiting=dict(waiting), stored_contents=dict(result.contents))
-        fold_events(fold, read_events(page))
+        timelines_of: set[str] = set()
+        while True:  # as SamplesProjection.apply: fold again with the sightings a late observation needs
+            fold = SampleFold(states=dict(result.states), waiting=dict(waiting), stored_contents=dict(result.contents),
+                              timelines={sid: list(sightings.get(sid, [])) for sid in timelines_of})  # fmt: skip
+            fold_events(fold, read_events(page))
+            if not fold.missing:
+                break
+            timelines_of |= fold.missing
         result.states = fold.states
         waiting = {position: reloaded(w) for position, w in fold.waiting.items()}
         result.contents.update(fold.contents)
-        result.history += fold.history
+        for sid, sighting in fold.new_sightings:
+            sightings.setdefault(sid, []).append(sighting)
+        result.history = [row for row in result.history if row["sample_id"] not in fold.rewritten]
+        result.history += [row for rows in fold.history.values() for row in rows]
         result.derived += fold.derived
         result.dispositions.update({p: row["disposition"] for p, row in fold.webhooks.items()})
         result.dispositions.update({p: row["disposition"] for p, row in fold.webhook_updates.items()})
@@ -467,11 +474,16 @@ def test_page_boundaries_change_nothing_and_derived_ids_are_deterministic(log: L
 
 @PAGES
 @given(logs())
-def test_pages_in_any_order_with_duplicates_converge_on_the_reference(log: Log) -> None:
+@example(Log((Message("crawl", 0, "Ready to ship"), Message("crawl", 1, "Shipped")), (1, 0)))
+def test_pages_in_any_order_with_duplicates_give_the_reference(log: Log) -> None:
+    """The issue's property, through the folds the projections run, page by page: status, content,
+    history and the chatbot schedule are what the messages give applied once in observed_at order."""
     reference = run(log.in_time_order())
     arrived = run(log.arrived(), log.cuts, log.chatbot_cuts)
-    assert view(arrived.state, CONVERGING) == view(reference.state, CONVERGING)
+    assert arrived.state == reference.state
+    assert arrived.moves() == reference.moves()
     assert arrived.contents == reference.contents  # content rows: first and last sighting, newest known values
+    assert arrived.schedules == reference.schedules
     once = run([log.messages[i] for i in first_occurrences(log.order)])
     assert arrived.state == once.state  # duplicates add nothing ...
     assert arrived.moves() == once.moves()
@@ -505,18 +517,6 @@ def test_in_any_order_a_pending_schedule_still_suits_the_final_state(log: Log) -
             assert state.status == (wanted or Status.COMPLETED)
             if scenario == "no_content":
                 assert state.content_count == 0
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING the chatbot schedule depends on arrival order: a first sighting is the first status to ARRIVE "
-    "(projections/sample_state.py:161, from_status=state.status) and a first sighting in shipped schedules "
-    "nothing (projections/chatbot_rules.py:177): crawl 'Ready to ship' at minute 0 and 'Shipped' at minute 1, "
-    "arriving Shipped first: no shipped message; in time order: shipped pending, due minute 1"))  # fmt: skip
-@PAGES
-@given(logs())
-@example(Log((Message("crawl", 0, "Ready to ship"), Message("crawl", 1, "Shipped")), (1, 0)))
-def test_the_chatbot_schedule_is_independent_of_the_arrival_order(log: Log) -> None:
-    assert run(log.arrived(), log.cuts, log.chatbot_cuts).schedules == run(log.in_time_order()).schedules
 
 
 def test_a_late_older_observation_is_stale_even_across_pages() -> None:

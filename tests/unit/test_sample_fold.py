@@ -36,7 +36,9 @@ def status_changes(fold: SampleFold) -> list[dict[str, Any]]:
 
 
 def moves(fold: SampleFold) -> list[tuple[int, str, int, Status | None, Status]]:
-    return [(h["event_position"], h["sample_id"], h["seq"], h["from_status"], h["to_status"]) for h in fold.history]
+    """The history rows the page writes, each sample's in time order."""
+    rows = [row for rows in fold.history.values() for row in rows]
+    return [(h["event_position"], h["sample_id"], h["seq"], h["from_status"], h["to_status"]) for h in rows]
 
 
 def derived_ids(events: Sequence[RecordedEvent]) -> list[str]:
@@ -83,14 +85,18 @@ def test_a_later_status_moves_the_sample_on() -> None:
     assert [(b["samples_new"], b["samples_changed"]) for b in fold.batches] == [(1, 0), (0, 1)]
 
 
-def test_an_older_observation_arriving_later_is_stale() -> None:
+def test_an_older_observation_arriving_later_is_folded_where_it_belongs_in_time() -> None:
     fold = folded(
         crawl(1, crawl_row("Shipped", "2026-05-02 10:00:00")), crawl(2, crawl_row("To review", "2026-05-01 10:00:00"))
     )
     assert fold.states[VALE].status == Status.SHIPPED
     assert fold.states[VALE].status_observed_at == MAY_2
-    assert moves(fold) == [(1, VALE, 0, None, Status.SHIPPED)]
-    assert len(status_changes(fold)) == 1
+    assert moves(fold) == [(2, VALE, 0, None, Status.TO_REVIEW), (1, VALE, 0, Status.TO_REVIEW, Status.SHIPPED)]
+    assert fold.rewritten == {VALE}
+    assert len(status_changes(fold)) == 1  # the first sighting in shipped, derived before the late one came
+    revised = [e.data for e in fold.derived if e.event_type == "sample.history_revised"]
+    assert [(s["from_status"], s["to_status"]) for s in revised[0]["steps"]] == [
+        (None, "to_review"), ("to_review", "shipped")]  # fmt: skip
 
 
 def test_a_newer_observation_moving_backwards_is_applied_and_flagged_as_a_regression() -> None:
@@ -98,14 +104,14 @@ def test_a_newer_observation_moving_backwards_is_applied_and_flagged_as_a_regres
         crawl(1, crawl_row("Shipped", "2026-05-01 10:00:00")), crawl(2, crawl_row("To review", "2026-05-02 10:00:00"))
     )
     assert fold.states[VALE].status == Status.TO_REVIEW
-    assert [h["regression"] for h in fold.history] == [False, True]
+    assert [h["regression"] for h in fold.history[VALE]] == [False, True]
     assert [c["regression"] for c in status_changes(fold)] == [False, True]
 
 
-def test_two_status_changes_within_one_event_are_numbered_0_and_1() -> None:
+def test_two_samples_changing_in_one_event_derive_two_events() -> None:
     fold = folded(crawl(7, crawl_row("Shipped", "2026-05-01 10:00:00"), crawl_row("Completed", "2026-05-01 10:00:00",
                                                                                   creator=BETO_ID)))  # fmt: skip
-    assert moves(fold) == [(7, VALE, 0, None, Status.SHIPPED), (7, BETO, 1, None, Status.COMPLETED)]
+    assert moves(fold) == [(7, VALE, 0, None, Status.SHIPPED), (7, BETO, 0, None, Status.COMPLETED)]
     assert len({e.event_id for e in fold.derived}) == 2
 
 
@@ -174,13 +180,30 @@ def test_a_type_56_webhook_joins_by_application_id() -> None:
     assert fold.webhooks[2]["sample_id"] == VALE
 
 
-def test_a_type_56_webhook_older_than_the_known_status_is_stale() -> None:
+def test_a_late_type_56_webhook_that_changes_no_moment_of_the_history_is_stale() -> None:
     fold = folded(
-        crawl(1, crawl_row("Completed", "2026-05-03 10:00:00")), type_56(2, "SHIPPED", MAY_2)
+        crawl(1, crawl_row("Ready to ship", "2026-05-01 10:00:00")),
+        crawl(2, crawl_row("Completed", "2026-05-03 10:00:00")),
+        type_56(3, "AWAITING_SHIPMENT", MAY_2),
     )  # fmt: skip
     assert fold.states[VALE].status == Status.COMPLETED
-    assert fold.webhooks[2]["disposition"] == "stale"
-    assert len(fold.history) == 1
+    assert fold.webhooks[3]["disposition"] == "stale"
+    assert len(moves(fold)) == 2
+
+
+def test_a_late_type_56_webhook_that_belongs_between_two_sightings_is_applied_there() -> None:
+    fold = folded(
+        crawl(1, crawl_row("Ready to ship", "2026-05-01 10:00:00")),
+        crawl(2, crawl_row("Completed", "2026-05-03 10:00:00")),
+        type_56(3, "SHIPPED", MAY_2),
+    )  # fmt: skip
+    assert fold.states[VALE].status == Status.COMPLETED
+    assert fold.webhooks[3]["disposition"] == "applied"
+    assert [m[3:] for m in moves(fold)] == [
+        (None, Status.READY_TO_SHIP),
+        (Status.READY_TO_SHIP, Status.SHIPPED),
+        (Status.SHIPPED, Status.COMPLETED),
+    ]
 
 
 def test_a_webhook_for_an_unknown_sample_waits_and_is_applied_when_the_sample_appears() -> None:
@@ -198,10 +221,11 @@ def test_a_webhook_for_an_unknown_sample_waits_and_is_applied_when_the_sample_ap
     assert [c["source"] for c in status_changes(fold)] == ["portal_tiktok_sample_crawler", "webhook"]
 
 
-def test_a_waiting_webhook_older_than_the_sighting_that_introduces_the_sample_is_stale() -> None:
+def test_a_waiting_webhook_older_than_the_sighting_that_introduces_the_sample_becomes_its_first_sighting() -> None:
     fold = folded(type_56(1, "SHIPPED", MAY_2), crawl(2, crawl_row("Completed", "2026-05-03 10:00:00")))
     assert fold.states[VALE].status == Status.COMPLETED
-    assert fold.webhooks[1]["disposition"] == "stale"
+    assert fold.webhooks[1]["disposition"] == "applied"
+    assert moves(fold) == [(1, VALE, 0, None, Status.SHIPPED), (2, VALE, 0, Status.SHIPPED, Status.COMPLETED)]
     assert fold.waiting == {}
 
 

@@ -181,7 +181,10 @@ def test_false_and_zero_are_known_facts_not_missing_ones() -> None:
 
 def test_unknown_fact_names_are_ignored() -> None:
     state = new_sample(obs(0))
-    assert merge_facts(state, {"not_a_fact": 1, "sample_id": "x", "stock": 3}, overwrite=True) == {"stock": 3}
+    assert merge_facts(state, {"not_a_fact": 1, "sample_id": "x", "stock": 3}, state.last_seen_at) == {
+        "stock": 3,
+        "fact_observed_at": {"stock": state.last_seen_at},
+    }
     assert "sample_id" not in FACT_FIELDS
 
 
