@@ -5,6 +5,8 @@ every deployment.
 1. The owner's and the service's roles, named by DATABASE_OWNER_URL and DATABASE_URL, when missing:
    LOGIN, with the password their URL carries (sent as a SCRAM verifier, never as text), nothing
    else. A role that exists is left as it is.
+   And `ledger_analyst`, the group role (NOLOGIN) the migrations grant read access on every table
+   to: the owner has no CREATEROLE, so it could not create it on a fresh server.
 2. The database, owned by the owner: created when missing, handed to the owner when another owns it.
 3. What another role owns of the ledger, handed to the owner: the ledger's schemas and everything in
    them, Alembic's version table, and the default privileges that role set there (the analysts' read
@@ -28,6 +30,7 @@ from service.privileges import SCHEMA_PRIVILEGES, SCHEMA_VERSION_TABLE, ServiceP
 
 LEDGER_SCHEMAS = tuple(SCHEMA_PRIVILEGES)
 MAINTENANCE_DATABASE = "postgres"  # where a role that creates databases connects first
+ANALYST_ROLE = "ledger_analyst"  # the migrations grant it SELECT on every table (docs/operations.md)
 ROLES_DOCS = 'docs/operations.md, "Database roles"'
 
 
@@ -67,6 +70,8 @@ class RoleSetup:
         for login in (self.owner, self.service):
             done = "created" if login.role in self.created_roles else "exists, left as it was"
             lines.append(f"role {login.role} (the {login.purpose}, {login.variable}): {done}")
+        analysts = "created" if ANALYST_ROLE in self.created_roles else "exists, left as it was"
+        lines.append(f"role {ANALYST_ROLE} (the analysts' read-only group, no login): {analysts}")
         database, owner = self.owner.database, self.owner.role
         if self.database_created:
             lines.append(f"database {database}: created, owned by {owner}")
@@ -183,6 +188,17 @@ async def _ensure_role(conn: asyncpg.Connection, login: DatabaseLogin, role: str
     return True
 
 
+async def _ensure_group_role(conn: asyncpg.Connection, role: str) -> bool:
+    """True when the role was created now: NOLOGIN, nothing else; members are granted it by hand."""
+    if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+        return False
+    try:
+        await conn.execute(f"CREATE ROLE {quote_ident(role)} NOLOGIN")
+    except asyncpg.DuplicateObjectError:
+        return False
+    return True
+
+
 async def _ensure_database(conn: asyncpg.Connection, name: str, owner: str, setup: RoleSetup) -> None:
     current = await conn.fetchval("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", name)
     if current is None:
@@ -216,6 +232,8 @@ async def set_up_roles(admin: DatabaseLogin, owner: DatabaseLogin, service: Data
         for role, login in ((owner_role, owner), (service_role, service)):
             if await _ensure_role(maintenance, login, role):
                 setup.created_roles.append(role)
+        if await _ensure_group_role(maintenance, ANALYST_ROLE):
+            setup.created_roles.append(ANALYST_ROLE)
         await _ensure_database(maintenance, database, owner_role, setup)
         ledger = await asyncpg.connect(_dsn(admin.url, database))
         try:

@@ -17,6 +17,7 @@ TABLES = {
     "projections.sample_contents": "sample_id, content_key",
     "projections.sample_status_history": "event_position, sample_id, seq",
     "projections.crawl_batches": "message_id",
+    "projections.sample_sightings": "sample_id, event_position",
 }
 
 
