@@ -69,6 +69,8 @@ def upgrade() -> None:
 
     op.execute("CREATE TABLE projections.sightings_since (after_position bigint NOT NULL)")
     op.execute("INSERT INTO projections.sightings_since SELECT coalesce(max(position), 0) FROM eventstore.events")
+    _comment("COLUMN projections.sightings_since.after_position",
+             "eventstore.events.position: samples first seen at or before it keep no sightings")  # fmt: skip
     _comment("TABLE projections.sightings_since",
              "One row: the last event position before sightings were recorded; samples first seen at or "
              "before it have sightings_complete false")  # fmt: skip

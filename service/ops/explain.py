@@ -33,6 +33,7 @@ from events.registry import event_from_data
 from events.sample_events import (
     CrawlBatchRecorded,
     SampleContentObserved,
+    SampleHistoryRevised,
     SampleStatusChanged,
     StatusReported,
     WebhookReceived,
@@ -233,6 +234,9 @@ def describe_event(event: DomainEvent, meta: Mapping[str, Any]) -> str:
                     + (" REGRESSION" if event.regression else ""))  # fmt: skip
         case SampleContentObserved():
             return f"derived: content seen, {event.content_count} item(s)"
+        case SampleHistoryRevised():
+            moves = " → ".join(str(s.to_status) for s in event.steps if s.to_status is not None)
+            return f"derived: history folded again in time order after a late observation: {moves or '(no status)'}"
         case ChatbotTaskIssued():
             return f"chatbot: task {event.task_id} issued ({event.scenario} run {event.run_no})"
         case ChatbotDispatchDeferred():
@@ -305,7 +309,8 @@ def observation_notes(events: Sequence[Row], history: Sequence[Row], sid: str) -
             continue
         before = [to for position, to in moves if position < seen.position]
         status_then = before[-1] if before else None
-        stale = newest is not None and seen.observed_at < newest.observed_at
+        # A late observation that moved the history (folded where it belongs in time) was applied.
+        stale = newest is not None and seen.observed_at < newest.observed_at and seen.position not in changed_at
         if not stale and seen.position not in changed_at and status_then not in (None, seen.status):
             stale = True  # another status, and nothing changed: a newer observation had been applied
         if not stale:

@@ -78,7 +78,9 @@ async def test_a_late_older_observation_enters_the_history_and_the_chatbot_sends
     (sample,) = await rows(engine, "SELECT status, status_changed_at, sightings_complete FROM projections.samples")
     assert (sample["status"], sample["status_changed_at"].isoformat()) == ("shipped", "2026-05-02T10:00:00+00:00")
     assert sample["sightings_complete"] is True
-    assert await scalar(engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'sample.history_revised'") == 1
+    assert (
+        await scalar(engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'sample.history_revised'") == 1
+    )
 
     clock = FakeClock(MX_NOON)
     async for workers in bind_worker_queue(amqp, service.topology.chatbot.name, f"workers-{uuid.uuid4().hex[:8]}"):
@@ -132,4 +134,6 @@ async def test_a_sample_first_seen_before_sightings_were_kept_treats_a_late_obse
     await crawled(service, amqp, engine, "Ready to ship", "2026-05-01 10:00:00")
     assert await history(engine) == [(None, "shipped", False, "05-02 10")]
     assert await scalar(engine, "SELECT count(*) FROM projections.sample_sightings") == 0
-    assert await scalar(engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'sample.history_revised'") == 0
+    assert (
+        await scalar(engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'sample.history_revised'") == 0
+    )

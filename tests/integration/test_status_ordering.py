@@ -1,4 +1,5 @@
-"""Observations apply by observed_at: stale ones never move a status back, newer backwards moves are flagged."""
+"""Observations apply by observed_at: a late one enters the history where it belongs and never moves the
+current status back; newer backwards moves are flagged."""
 
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ def sighting(status: str, extracted: str) -> dict[str, object]:
     return batch
 
 
-async def test_stale_observation_does_not_move_status_and_newer_backwards_move_is_a_regression(
+async def test_a_late_observation_enters_the_history_in_time_order_and_a_newer_backwards_move_is_a_regression(
     service: Service, amqp: aio_pika.abc.AbstractConnection, engine: AsyncEngine
 ) -> None:
     ingest = service.topology.ingest.name
     for n, (status, extracted) in enumerate(
         [
             ("Completed", "2026-04-21 10:00:00"),
-            ("Shipped", "2026-04-21 09:00:00"),  # collected earlier, arrives later: stale
+            ("Shipped", "2026-04-21 09:00:00"),  # collected earlier, arrives later: history, not status
             ("Shipped", "2026-04-22 10:00:00"),  # newer, and backwards: a regression
         ]
     ):
@@ -43,11 +44,12 @@ async def test_stale_observation_does_not_move_status_and_newer_backwards_move_i
         engine,
         """
         SELECT from_status, to_status, regression, source, to_char(observed_at AT TIME ZONE 'UTC', 'MM-DD HH24') AS at
-        FROM projections.sample_status_history WHERE sample_id = :s ORDER BY event_position""",
+        FROM projections.sample_status_history WHERE sample_id = :s ORDER BY observed_at""",
         s=TECHCONBETO,
     )
     assert [(h["from_status"], h["to_status"], h["regression"], h["at"]) for h in history] == [
-        (None, "completed", False, "04-21 10"),
+        (None, "shipped", False, "04-21 09"),
+        ("shipped", "completed", False, "04-21 10"),
         ("completed", "shipped", True, "04-22 10"),
     ]
     assert history[0]["source"] == "portal_tiktok_sample_crawler"
@@ -57,18 +59,23 @@ async def test_stale_observation_does_not_move_status_and_newer_backwards_move_i
         s=TECHCONBETO,
     )
     assert sample["status"] == "shipped"
+    assert sample["status_changed_at"].isoformat() == "2026-04-22T10:00:00+00:00"
     assert sample["first_seen_at"].isoformat() == "2026-04-21T09:00:00+00:00"
     assert sample["last_seen_at"].isoformat() == "2026-04-22T10:00:00+00:00"
     derived = await rows(
         engine,
-        "SELECT data FROM eventstore.events WHERE event_type = 'sample.status_changed' "
-        "AND stream_id = :s ORDER BY stream_version",
+        "SELECT event_type, data FROM eventstore.events WHERE stream_id = :s "
+        "AND event_type <> 'sample.content_observed' ORDER BY stream_version",
         s=f"sample-{TECHCONBETO}",
     )
-    assert [(d["data"]["to_status"], d["data"]["regression"]) for d in derived] == [
-        ("completed", False),
-        ("shipped", True),
+    changes = [(d["event_type"], d["data"].get("to_status"), d["data"].get("regression")) for d in derived]
+    assert changes == [
+        ("sample.status_changed", "completed", False),
+        ("sample.history_revised", None, None),  # the late sighting: the whole history again, in time order
+        ("sample.status_changed", "shipped", True),
     ]
+    steps = derived[1]["data"]["steps"]
+    assert [(s["from_status"], s["to_status"]) for s in steps] == [(None, "shipped"), ("shipped", "completed")]
 
 
 async def test_missing_values_never_erase_known_ones(

@@ -1,20 +1,14 @@
 """Property tests: one sample's observations in any arrival order, duplicated, split into any pages
 (docs/domain.md "Ordering, stale observations and regressions", "Content", "Chatbot").
 
-The issue asks that any interleaving and duplication of one sample's observations give what the rules
-give for the same observations applied once in `observed_at` order. What the rules promise, and what is
-tested here as passing properties:
+The property: any interleaving and duplication of one sample's observations gives what the rules give
+for the same observations applied once in `observed_at` order: the state (status, its times and source,
+cancel reason, facts, content), the status history and the chatbot schedule. A late observation is folded
+where it belongs by replaying the sample's sightings (`projections/sample_replay.py`, decision 0006).
 
-- the newest observation decides: status, `status_observed_at`, content count and its time, and the
-  seen times converge whatever the arrival order, duplication or page boundaries (distinct times);
-- duplicates add nothing, and page boundaries change nothing (same log → same rows, same derived ids);
-- in `observed_at` order (a rebuild, a replay) the result is exactly the reference, chatbot included;
-- in any other order the history may legitimately differ (a late older observation is stale and
-  ignored): what must hold is stated in `test_history_in_any_arrival_order_*`.
-
-Where the implementation does not give the documented "late messages ... give the same result"
-(domain.md, "Ordering uses observed_at, not arrival order"), the property is kept as a strict xfail
-with its minimal example in the reason.
+Also: duplicates add nothing, page boundaries change nothing (same log, same rows, same derived ids), and
+at one instant the tie rules decide, not the arrival order (but for what an instant cannot order: which of
+two facts or reasons seen at it is kept, and which source is named for a status two saw at once).
 """
 
 from __future__ import annotations
