@@ -17,6 +17,7 @@ from projections.chatbot_rules import (
     ScheduleState,
     on_content_observed,
     on_dispatched,
+    on_history_revised,
     on_opted_out,
     on_status_changed,
     on_task_closed,
@@ -274,3 +275,47 @@ def test_task_closed_only_finishes_a_dispatched_schedule() -> None:
 def test_dispatching_a_schedule_that_is_not_pending_changes_nothing() -> None:
     done = Schedule(SID, Scenario.SHIPPED, ScheduleState.DONE, None, run_count=1)
     assert on_dispatched(done, at=T0, policy=POLICY) is done
+
+
+# --- A late observation revised the history: reconcile what exists with what the history calls for ---
+
+
+def pending(scenario: Scenario, due: datetime, **overrides: Any) -> Schedule:
+    max_runs = POLICY.max_reminders if scenario == Scenario.NO_CONTENT else 1
+    return replace(Schedule(SID, scenario, ScheduleState.PENDING, due_at=due, max_runs=max_runs), **overrides)
+
+
+def test_a_revision_gives_a_schedule_nothing_was_issued_for_what_the_history_calls_for() -> None:
+    revised = {Scenario.SHIPPED: pending(Scenario.SHIPPED, days(1))}
+    assert on_history_revised({}, revised, policy=POLICY) == ([revised[Scenario.SHIPPED]], [])
+    existing = {Scenario.SHIPPED: pending(Scenario.SHIPPED, days(3))}
+    assert on_history_revised(existing, revised, policy=POLICY) == ([revised[Scenario.SHIPPED]], [])
+    assert on_history_revised(revised, revised, policy=POLICY) == ([], [])
+
+
+def test_a_revision_removes_a_schedule_the_history_no_longer_calls_for_when_nothing_was_issued() -> None:
+    existing = {Scenario.SHIPPED: pending(Scenario.SHIPPED, days(1))}
+    assert on_history_revised(existing, {}, policy=POLICY) == ([], [Scenario.SHIPPED])
+
+
+def test_a_revision_never_takes_back_an_issued_run() -> None:
+    dispatched = on_dispatched(pending(Scenario.SHIPPED, days(1)), at=days(1), policy=POLICY)
+    assert dispatched.state == ScheduleState.DISPATCHED
+    assert on_history_revised({Scenario.SHIPPED: dispatched}, {}, policy=POLICY) == ([], [])
+
+
+def test_a_revision_cancels_the_reminders_still_ahead_when_the_history_no_longer_wants_them() -> None:
+    reminding = on_dispatched(pending(Scenario.NO_CONTENT, days(1)), at=days(1), policy=POLICY)
+    assert (reminding.state, reminding.run_count) == (ScheduleState.PENDING, 1)
+    (changed,), removed = on_history_revised({Scenario.NO_CONTENT: reminding}, {}, policy=POLICY)
+    assert (changed.state, changed.reason, changed.run_count, removed) == (
+        ScheduleState.CANCELLED, "sample_left_status", 1, [])  # fmt: skip
+
+
+def test_a_revision_rearms_cancelled_reminders_no_sooner_than_the_interval_after_the_last() -> None:
+    reminded = on_dispatched(pending(Scenario.NO_CONTENT, days(1)), at=days(1), policy=POLICY)
+    cancelled = replace(reminded, state=ScheduleState.CANCELLED, due_at=None, reason="content_observed")
+    revised = {Scenario.NO_CONTENT: pending(Scenario.NO_CONTENT, days(2))}
+    (changed,), _ = on_history_revised({Scenario.NO_CONTENT: cancelled}, revised, policy=POLICY)
+    assert (changed.state, changed.due_at, changed.run_count, changed.reason) == (
+        ScheduleState.PENDING, days(1) + POLICY.reminder_interval, 1, None)  # fmt: skip
