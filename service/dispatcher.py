@@ -41,7 +41,7 @@ def utc_now() -> datetime:
 
 
 _DUE = text("""
-    SELECT s.sample_id, s.scenario, s.due_at, s.run_count, s.region, s.platform_creator_id
+    SELECT s.sample_id, s.scenario, s.due_at, s.run_count, s.region, s.platform_creator_id, s.updated_position
     FROM projections.chatbot_schedules s
     WHERE s.state = 'pending' AND s.due_at <= :now
       AND NOT EXISTS (SELECT 1 FROM eventstore.chatbot_outbox o      -- issued, not yet folded
@@ -121,9 +121,11 @@ def _deferral(schedule: dict[str, Any], run_no: int, until: datetime) -> NewEven
                                        due_at=schedule["due_at"])  # fmt: skip
     return NewEvent.of(
         deferred, stream_id=streams.chatbot_schedule(sample_id, scenario), metadata={"source": "dispatcher"},
-        # The due time is part of the decision: when the schedule is moved after a deferral, the
-        # next deferral is a new decision, not a duplicate of the old one (which left it due).
-        event_id=decision_id(deferred.type_name, sample_id, scenario, run_no,
+        # The schedule's version is part of the decision: when the schedule is changed after a deferral
+        # (moved by a later observation, or set back to its entry time by a revised history), the next
+        # deferral is a new decision, not a duplicate of the old one, which would leave it due for
+        # ever. Within one version the id is stable, so a pass repeated before the fold adds nothing.
+        event_id=decision_id(deferred.type_name, sample_id, scenario, run_no, schedule["updated_position"],
                              schedule["due_at"].isoformat(), until.isoformat()),
     )  # fmt: skip
 

@@ -6,6 +6,7 @@ dispatcher and relay driven by a fake clock."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import aio_pika
@@ -136,4 +137,32 @@ async def test_a_sample_first_seen_before_sightings_were_kept_treats_a_late_obse
     assert await scalar(engine, "SELECT count(*) FROM projections.sample_sightings") == 0
     assert (
         await scalar(engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'sample.history_revised'") == 0
+    )
+
+
+async def test_a_deferred_schedule_set_back_by_a_revised_history_is_deferred_again_not_left_due(
+    service: Service, amqp: aio_pika.abc.AbstractConnection, engine: AsyncEngine
+) -> None:
+    night = FakeClock(MX_NOON + timedelta(hours=11))  # 23:00 in Mexico City: quiet hours
+    await crawled(service, amqp, engine, "Ready to ship", "2026-05-01 10:00:00")
+    await crawled(service, amqp, engine, "Shipped", "2026-05-02 10:00:00")
+    await chatbot_settled(engine)
+    assert (await Dispatcher(engine, service.settings, night).dispatch_once()).deferred == 1
+    await chatbot_settled(engine)
+    morning = await scalar(engine, "SELECT due_at FROM projections.chatbot_schedules")
+    assert morning > night.now
+
+    # A late sighting inside the ready_to_ship run: the history folded again calls for the same
+    # message, due when the sample entered shipped, so the deferral is undone.
+    await crawled(service, amqp, engine, "Ready to ship", "2026-05-01 12:00:00")
+    await chatbot_settled(engine)
+    assert await scalar(engine, "SELECT due_at FROM projections.chatbot_schedules") < night.now
+
+    assert (await Dispatcher(engine, service.settings, night).dispatch_once()).deferred == 1
+    await chatbot_settled(engine)
+    assert await scalar(engine, "SELECT due_at FROM projections.chatbot_schedules") == morning
+    assert (await Dispatcher(engine, service.settings, night).dispatch_once()).total == 0  # not due: no hot loop
+    assert (
+        await scalar(engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'chatbot.dispatch_deferred'")
+        == 2
     )
