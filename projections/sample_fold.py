@@ -131,7 +131,10 @@ class SampleFold:
             self.touched[sid] = event.position
         self._keep_sighting(outcome.state, Sighting.of(obs, said_by), is_new=before is None)
         if observed.replayed is not None:
-            self._record_revision(event, outcome.state, observed.replayed)
+            # A late observation that is no moment of the replayed history left every moment as it was
+            # (the ones after it start from the same status and count): nothing to rewrite or revise.
+            if not outcome.stale:
+                self._record_revision(event, outcome.state, observed.replayed)
             return outcome
         if outcome.status_change is not None:
             self._record_status_change(event, outcome)

@@ -152,9 +152,9 @@ async def test_a_deferred_schedule_set_back_by_a_revised_history_is_deferred_aga
     morning = await scalar(engine, "SELECT due_at FROM projections.chatbot_schedules")
     assert morning > night.now
 
-    # A late sighting inside the ready_to_ship run: the history folded again calls for the same
-    # message, due when the sample entered shipped, so the deferral is undone.
-    await crawled(service, amqp, engine, "Ready to ship", "2026-05-01 12:00:00")
+    # A late first sighting: the history folded again calls for the same message, due when the sample
+    # entered shipped, so the deferral is undone.
+    await crawled(service, amqp, engine, "To review", "2026-04-30 10:00:00")
     await chatbot_settled(engine)
     assert await scalar(engine, "SELECT due_at FROM projections.chatbot_schedules") < night.now
 

@@ -234,3 +234,14 @@ def test_rejected_rows_are_counted_and_do_not_stop_the_batch() -> None:
                         crawl_row("lost", "2026-05-01 10:00:00", creator=BETO_ID)))  # fmt: skip
     assert list(fold.states) == [VALE]
     assert (fold.batches[0]["rows_total"], fold.batches[0]["rows_rejected"]) == (3, 2)
+
+
+def test_a_late_observation_that_is_no_moment_of_the_history_rewrites_nothing() -> None:
+    fold = folded(
+        crawl(1, crawl_row("Ready to ship", "2026-05-01 10:00:00")),
+        crawl(2, crawl_row("Shipped", "2026-05-03 10:00:00")),
+        crawl(3, crawl_row("Ready to ship", "2026-05-02 10:00:00")),  # inside the ready_to_ship run
+    )
+    assert fold.rewritten == set()
+    assert [e.event_type for e in fold.derived].count("sample.history_revised") == 0
+    assert len(moves(fold)) == 2
