@@ -156,19 +156,32 @@ def observe_facts(state: SampleState, obs: Observation) -> SampleState:
 
 def merge_facts(state: SampleState, facts: dict[str, Any], observed_at: datetime) -> dict[str, Any]:
     """Known values only, each from the newest observation that knows it: a newer value replaces, an
-    older one fills what is still unknown, and a missing value never erases a known one."""
+    older one fills what is still unknown, and a missing value never erases a known one.
+
+    `fact_observed_at` names only the known facts observed at another time than `last_seen_at`, so a
+    collector re-reading every fact keeps it empty (nothing to store), and the same observations give
+    the same map whatever their arrival order."""
     merged: dict[str, Any] = {}
-    times: dict[str, datetime] | None = None
+    times = state.fact_observed_at
+    changed: dict[str, datetime] | None = None
     for name, value in facts.items():
         if value is None or name not in FACT_FIELDS:
             continue
-        if getattr(state, name) is not None and observed_at < state.fact_observed_at.get(name, state.last_seen_at):
+        if getattr(state, name) is not None and observed_at < times.get(name, state.last_seen_at):
             continue
         merged[name] = value
-        times = dict(state.fact_observed_at) if times is None else times
-        times[name] = observed_at
-    if times is not None:
-        merged["fact_observed_at"] = times
+        changed = dict(times) if changed is None else changed
+        changed[name] = observed_at
+    last_seen_at = max(state.last_seen_at, observed_at)
+    if last_seen_at != state.last_seen_at:  # known facts this observation did not carry keep their time
+        changed = dict(times) if changed is None else changed
+        for name in FACT_FIELDS:
+            if name not in changed and getattr(state, name) is not None:
+                changed[name] = state.last_seen_at
+    if changed is not None:
+        kept = {name: moment for name, moment in changed.items() if moment != last_seen_at}
+        if kept != times:
+            merged["fact_observed_at"] = kept
     return merged
 
 

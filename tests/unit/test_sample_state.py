@@ -181,10 +181,7 @@ def test_false_and_zero_are_known_facts_not_missing_ones() -> None:
 
 def test_unknown_fact_names_are_ignored() -> None:
     state = new_sample(obs(0))
-    assert merge_facts(state, {"not_a_fact": 1, "sample_id": "x", "stock": 3}, state.last_seen_at) == {
-        "stock": 3,
-        "fact_observed_at": {"stock": state.last_seen_at},
-    }
+    assert merge_facts(state, {"not_a_fact": 1, "sample_id": "x", "stock": 3}, state.last_seen_at) == {"stock": 3}
     assert "sample_id" not in FACT_FIELDS
 
 
@@ -233,3 +230,18 @@ def test_fingerprint_ignores_seen_times_but_not_facts() -> None:
     other_stock = replace(state, stock=2)
     assert seen_later.fingerprint() == state.fingerprint()
     assert other_stock.fingerprint() != state.fingerprint()
+
+
+def test_a_collector_re_reading_every_fact_keeps_no_fact_times() -> None:
+    facts = {"product_name": "Crema 50ml", "stock": 3}
+    state = fold(obs(0, facts=facts), obs(10, facts=facts), obs(20, facts={**facts, "stock": 2})).state
+    assert (state.stock, state.fact_observed_at) == (2, {})
+
+
+def test_a_newer_observation_without_a_fact_pins_when_that_fact_was_observed() -> None:
+    state = fold(obs(0, facts={"product_name": "Crema 50ml", "stock": 3}), obs(10, facts={"stock": 2})).state
+    assert state.fact_observed_at == {"product_name": T0}
+    # An observation from between the two knows a newer name than the one kept, and an older stock.
+    between = apply_observation(state, obs(5, facts={"product_name": "Termo 1L", "stock": 9})).state
+    assert (between.product_name, between.stock) == ("Termo 1L", 2)
+    assert between.fact_observed_at == {"product_name": at(5)}
