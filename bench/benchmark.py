@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.floors import BrokerFloor, DatabaseFloor, broker_floor, database_floor, prepare_database_floor
+from bench.floors import (
+    BrokerFloor,
+    DatabaseFloor,
+    broker_floor,
+    database_floor,
+    prepare_database_floor,
+    server_settings,
+)
 from bench.growth import growth
 from bench.passes import HELD_TUNINGS, HeldFigures, LiveFigures, held, live, stage
 from bench.report import Json, WorkloadResults, floors_json, workload_json
@@ -64,6 +71,7 @@ async def benchmark(options: Options, log_dir: Path) -> Json:
         progress(f"sandbox: databases {box.name}, {box.name}_held; {box.isolation}")
         live_url, held_url = await box.new_database(), await box.new_database("held")
         await prepare_database_floor(live_url)
+        postgres = await server_settings(live_url)
         for w in workloads:
             progress(f"floors for ({w.key}) {w.title}")
             brokers[w.key] = await broker_floor(box.amqp_url, box.prefix, w)
@@ -84,7 +92,7 @@ async def benchmark(options: Options, log_dir: Path) -> Json:
                 "commit": _commit(),
                 "seed": options.seed,
                 "quick": options.quick,
-                "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+                "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "postgres": postgres},
                 "isolation": box.isolation,
                 "service": {"idle_rss_mib": round(live_stage.idle_rss_kib / 1024, 1), "logs": str(log_dir)},
                 "floors": {key: floors_json(r) for key, r in results.items()},

@@ -184,6 +184,19 @@ async def prepare_database_floor(database_url: str) -> None:
         await conn.close()
 
 
+# Server settings that change what the figures mean: a small buffer cache makes appends to a large log
+# dearer (docs/performance.md, "The growth finding"), and without autovacuum a long run reads dead rows.
+SERVER_SETTINGS = ("server_version", "shared_buffers", "autovacuum", "synchronous_commit")
+
+
+async def server_settings(database_url: str) -> dict[str, str]:
+    conn = await asyncpg.connect(_dsn(database_url))
+    try:
+        return {name: str(await conn.fetchval(f"SHOW {name}")) for name in SERVER_SETTINGS}
+    finally:
+        await conn.close()
+
+
 async def database_floor(database_url: str, workload: Workload) -> DatabaseFloor:
     rows = sample_rows(workload.messages)
     conn = await asyncpg.connect(_dsn(database_url))

@@ -206,6 +206,12 @@ def _rows(document: Json) -> Rows:
     return rows
 
 
+def _server_line(settings: dict[str, str] | None) -> list[str]:
+    if not settings:  # a JSON written before the settings were recorded
+        return []
+    return ["PostgreSQL " + " · ".join(f"{name} {value}" for name, value in settings.items())]
+
+
 def render(document: Json) -> str:
     rows = _rows(document)
     label_width = max(len(label) for label, _ in rows)
@@ -214,6 +220,7 @@ def render(document: Json) -> str:
     lines = [
         f"Sample Ledger benchmark · {document['started_at']} · seed {document['seed']} · "
         f"{document['machine']['cores']} cores · {document['isolation']}",
+        *_server_line(document["machine"].get("postgres")),
         f"sizes: {sizes}",
         "×: figure ÷ floor (rates: share of the floor reached; latency: times the broker round trip; "
         "RSS: times the idle service)",
