@@ -148,7 +148,12 @@ def on_task_issued(fold: ChatbotFold, event: RecordedEvent, issued: ChatbotTaskI
     }  # fmt: skip
     fold.changed_tasks.add(issued.task_id)
     schedule = fold.schedule(issued.sample_id, issued.scenario)
-    if schedule is None or schedule.run_count >= issued.run_no:
+    if schedule is None:  # removed by a revised history after the dispatcher issued the run
+        recorded = rules.issued_without_schedule(issued.sample_id, issued.scenario, issued.run_no, issued_at,
+                                                 fold.policy)  # fmt: skip
+        fold.put(event, [recorded], issued.region, issued.platform_creator_id)
+        return
+    if schedule.run_count >= issued.run_no:
         return
     if schedule.state == ScheduleState.PENDING:
         moved = rules.on_dispatched(schedule, at=issued_at, policy=fold.policy)

@@ -138,11 +138,15 @@ def on_history_revised(
     """A late observation changed the sample's past: `revised` is what its history, folded again in time
     order, calls for. A schedule no run of which has been issued becomes what the revised history calls
     for, or is removed when it calls for none; a run already issued stands, and only what is still ahead
-    of it follows the revised history. Returns the changed schedules and the scenarios to remove."""
+    of it follows the revised history. A decision that is not the history's also stands: a skip (never
+    retried) and a cancellation for an opt-out (an opt-in does not bring it back). Returns the changed
+    schedules and the scenarios to remove."""
     changed: list[Schedule] = []
     removed: list[Scenario] = []
     for scenario in sorted(set(existing) | set(revised)):
         old, new = existing.get(scenario), revised.get(scenario)
+        if old is not None and _not_the_historys(old):
+            continue
         if old is not None and old.run_count > 0:
             kept = _ahead_of_issued_runs(old, new, policy)
             if kept != old:
@@ -153,6 +157,24 @@ def on_history_revised(
         elif new != old:
             changed.append(new)
     return changed, removed
+
+
+def _not_the_historys(schedule: Schedule) -> bool:
+    return schedule.state == ScheduleState.SKIPPED or (
+        schedule.state == ScheduleState.CANCELLED and schedule.reason == CREATOR_OPTED_OUT
+    )
+
+
+def issued_without_schedule(sample_id: str, scenario: Scenario, run_no: int, at: datetime,
+                            policy: ChatbotPolicy) -> Schedule:  # fmt: skip
+    """A run the dispatcher issued for a schedule that a revised history removed before the issue was
+    folded: the run happened all the same, so it is on record, and nothing more is wanted until a status
+    or content change asks again (a one-shot is then done with; a reminder re-armed keeps its distance)."""
+    if scenario == Scenario.NO_CONTENT:
+        return Schedule(sample_id, scenario, ScheduleState.CANCELLED, due_at=None, run_count=run_no,
+                        max_runs=policy.max_reminders, reason=SAMPLE_LEFT_STATUS, last_run_at=at)  # fmt: skip
+    return Schedule(sample_id, scenario, ScheduleState.DISPATCHED, due_at=None, run_count=run_no, max_runs=1,
+                    last_run_at=at)  # fmt: skip
 
 
 def _ahead_of_issued_runs(old: Schedule, new: Schedule | None, policy: ChatbotPolicy) -> Schedule:

@@ -131,10 +131,7 @@ class SampleFold:
             self.touched[sid] = event.position
         self._keep_sighting(outcome.state, Sighting.of(obs, said_by), is_new=before is None)
         if observed.replayed is not None:
-            # A late observation that is no moment of the replayed history left every moment as it was
-            # (the ones after it start from the same status and count): nothing to rewrite or revise.
-            if not outcome.stale:
-                self._record_revision(event, outcome.state, observed.replayed)
+            self._record_revision(event, outcome.state, observed.replayed)
             return outcome
         if outcome.status_change is not None:
             self._record_status_change(event, outcome)
@@ -155,14 +152,18 @@ class SampleFold:
         if state.sample_id in self.timelines:
             self.timelines[state.sample_id].append(sighting)
 
-    def _history_row(self, sample_id: str, event_position: int, change: StatusChange) -> None:
+    def _history_row(self, sample_id: str, event_position: int, change: StatusChange, seq: int = 0) -> int:
+        """Add a row as `seq` of its event, or the next free number when a replayed row holds it."""
         rows = self.history.setdefault(sample_id, [])
-        seq = sum(1 for row in rows if row["event_position"] == event_position)
+        taken = {row["seq"] for row in rows if row["event_position"] == event_position}
+        while seq in taken:
+            seq += 1
         rows.append({
             "event_position": event_position, "sample_id": sample_id, "seq": seq,
             "from_status": change.from_status, "to_status": change.to_status,
             "observed_at": change.observed_at, "source": change.source, "regression": change.regression,
         })  # fmt: skip
+        return seq
 
     def _record_revision(self, event: RecordedEvent, state: SampleState, replayed: Replayed) -> None:
         """A late observation: the sample's history is replaced, and the chatbot told the whole of it."""
@@ -187,9 +188,10 @@ class SampleFold:
         change = outcome.status_change
         assert change is not None
         state = outcome.state
-        seq = self.changes_per_event.get(event.position, 0)
+        # Numbered within the event across its samples, as rows have always been (a rebuild of rows
+        # written before replays existed gives the same keys).
+        seq = self._history_row(state.sample_id, event.position, change, self.changes_per_event.get(event.position, 0))
         self.changes_per_event[event.position] = seq + 1
-        self._history_row(state.sample_id, event.position, change)
         self._derive(event, f"status:{state.sample_id}:{seq}", SampleStatusChanged(
             sample_id=state.sample_id, region=state.region, platform_product_id=state.platform_product_id,
             platform_creator_id=state.platform_creator_id, from_status=change.from_status,

@@ -74,9 +74,6 @@ class Replayed:
         """The status changes in time order, each with the event whose sighting made it."""
         return [(s.event_position, s.status_change) for s in self.steps if s.status_change is not None]
 
-    def changed_by(self, event_position: int) -> bool:
-        return any(s.event_position == event_position for s in self.steps)
-
 
 def needs_replay(state: SampleState | None, obs: Observation) -> bool:
     """Whether folding `obs` on top of `state` could differ from folding it in time order.
@@ -104,14 +101,18 @@ def replay(state: SampleState, sightings: Iterable[Sighting]) -> Replayed:
     """The sample's status and content folded from its sightings in time order.
 
     `state` supplies identity, facts and seen times (already merged with the newest observation); its
-    status and content are recomputed. At one instant only the status that wins the tie counts, so the
-    result does not depend on the order sightings were recorded in."""
+    status and content are recomputed. At one instant only the status that wins the tie counts, and
+    only the largest content count, so the result does not depend on the order sightings were recorded
+    in (no momentary change that a later arrival at the same instant would undo)."""
     by_event = {s.event_position: s for s in sightings}  # a sighting recorded twice counts once
     ordered = sorted(by_event.values(), key=lambda s: (s.observed_at, s.event_position))
     winners: dict[datetime, int] = {}
+    largest: dict[datetime, int] = {}
     for s in ordered:
         if s.status is not None:
             winners[s.observed_at] = max(winners.get(s.observed_at, -1), TIE_ORDER.index(s.status))
+        if s.content_count is not None:
+            largest[s.observed_at] = max(largest.get(s.observed_at, -1), s.content_count)
     current = replace(
         state, status=None, status_changed_at=None, status_observed_at=None, status_source=None,
         cancel_reason=None, content_count=None, content_observed_at=None,
@@ -123,7 +124,7 @@ def replay(state: SampleState, sightings: Iterable[Sighting]) -> Replayed:
             sample_id=state.sample_id, region=state.region, platform_product_id=state.platform_product_id,
             creator_key=state.creator_key, observed_at=s.observed_at, source=s.source, facts={},
             status=s.status if wins else None, cancel_reason=s.cancel_reason if wins else None,
-            content_count=s.content_count,
+            content_count=s.content_count if s.content_count == largest.get(s.observed_at) else None,
         )  # fmt: skip
         current, change, _ = apply_status(current, obs)
         current, content_changed = apply_content(current, obs)
@@ -135,8 +136,10 @@ def replay(state: SampleState, sightings: Iterable[Sighting]) -> Replayed:
 
 @dataclass(frozen=True)
 class Observed:
-    """One observation folded: `outcome` as `apply_observation` gives it, and for a late observation
-    the sample's whole history folded again (`outcome.status_change` is then None: `replayed` says it)."""
+    """One observation folded: `outcome` as `apply_observation` gives it; for a late observation that
+    changed the sample's history, that whole history folded again (`outcome.status_change` is then
+    None: `replayed` says it). A late observation that changed no moment of it has `replayed` None and
+    `outcome.stale` True."""
 
     outcome: Outcome
     replayed: Replayed | None = None
@@ -161,6 +164,10 @@ def observe(
         return Observed(apply_observation(state, obs, sightings_complete=sightings_complete))
     if timeline is None:
         raise TimelineNeeded(obs.sample_id)
-    replayed = replay(observe_facts(state, obs), [*timeline, Sighting.of(obs, event_position)])
-    stale = not replayed.changed_by(event_position)
-    return Observed(Outcome(replayed.state, False, None, stale, False), replayed)
+    merged = observe_facts(state, obs)
+    replayed = replay(merged, [*timeline, Sighting.of(obs, event_position)])
+    # Compared with the history without it, not by whether it is a step itself: at an instant it can
+    # win the tie and so remove another sighting's step without making one.
+    if replayed.steps == replay(merged, timeline).steps:
+        return Observed(Outcome(replayed.state, False, None, True, False))
+    return Observed(Outcome(replayed.state, False, None, False, False), replayed)

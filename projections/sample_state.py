@@ -160,7 +160,13 @@ def merge_facts(state: SampleState, facts: dict[str, Any], observed_at: datetime
 
     `fact_observed_at` names only the known facts observed at another time than `last_seen_at`, so a
     collector re-reading every fact keeps it empty (nothing to store), and the same observations give
-    the same map whatever their arrival order."""
+    the same map whatever their arrival order.
+
+    A sample first seen before migration 0008 (`sightings_complete` false) keeps the rule it was folded
+    with until then, so that a rebuild gives its live rows: facts from an observation at least as new as
+    `last_seen_at` replace, older ones only fill what is unknown."""
+    if not state.sightings_complete:
+        return _merge_facts_as_before_0008(state, facts, overwrite=observed_at >= state.last_seen_at)
     merged: dict[str, Any] = {}
     times = state.fact_observed_at
     changed: dict[str, datetime] | None = None
@@ -183,6 +189,14 @@ def merge_facts(state: SampleState, facts: dict[str, Any], observed_at: datetime
         if kept != times:
             merged["fact_observed_at"] = kept
     return merged
+
+
+def _merge_facts_as_before_0008(state: SampleState, facts: dict[str, Any], *, overwrite: bool) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in facts.items()
+        if value is not None and name in FACT_FIELDS and (overwrite or getattr(state, name) is None)
+    }
 
 
 # At the same observed_at the later status in this order wins, whatever order the two arrive in, so a

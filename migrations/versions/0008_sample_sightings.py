@@ -16,8 +16,12 @@ sightings in `observed_at` order (projections/sample_replay.py) and rewrites its
   observation about one of them stays stale, as before. The default is false so that rows inserted
   by replicas of the previous version during a rolling upgrade count as incomplete.
 - `projections.sightings_since`: the last event position before this migration. A sample first seen
-  at or before it is incomplete in a rebuild too, so a rebuild gives exactly the live result and
-  derives no revision of old history.
+  at or before it is incomplete in a rebuild too, and is folded by the rules it had before (no replay,
+  facts by `last_seen_at`), so a rebuild gives exactly the live result and derives no revision of old
+  history.
+
+Stop replicas of the previous version before running it: they do not know `sample.history_revised`
+and would record no sightings (docs/operations.md, "Rolling upgrades").
 
 Revision ID: 0008
 Revises: 0007

@@ -300,14 +300,17 @@ def observation_notes(events: Sequence[Row], history: Sequence[Row], sid: str) -
     unchanged is not listed, so a stale observation is also recognised by what did not happen: it
     named another status than the sample had, and no status change came of it."""
     changed_at = {h["event_position"] for h in history}
-    moves = sorted((h["event_position"], h["to_status"]) for h in history)
+    # The status in effect when each observation was made: the history is in time order (a late
+    # observation is folded where it belongs), not in the order the events were recorded.
+    moves = sorted((h["observed_at"], h["event_position"], h["to_status"]) for h in history)
     notes: dict[int, str | None] = {}
     newest: StatusSeen | None = None
     for row in events:
         seen = _observed(row, sid)
         if seen is None:
             continue
-        before = [to for position, to in moves if position < seen.position]
+        before = [to for at, position, to in moves
+                  if at < seen.observed_at or (at == seen.observed_at and position < seen.position)]  # fmt: skip
         status_then = before[-1] if before else None
         # A late observation that moved the history (folded where it belongs in time) was applied.
         stale = newest is not None and seen.observed_at < newest.observed_at and seen.position not in changed_at

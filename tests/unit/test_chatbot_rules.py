@@ -15,6 +15,7 @@ from projections.chatbot_rules import (
     SampleFacts,
     Schedule,
     ScheduleState,
+    issued_without_schedule,
     on_content_observed,
     on_dispatched,
     on_history_revised,
@@ -319,3 +320,27 @@ def test_a_revision_rearms_cancelled_reminders_no_sooner_than_the_interval_after
     (changed,), _ = on_history_revised({Scenario.NO_CONTENT: cancelled}, revised, policy=POLICY)
     assert (changed.state, changed.due_at, changed.run_count, changed.reason) == (
         ScheduleState.PENDING, days(1) + POLICY.reminder_interval, 1, None)  # fmt: skip
+
+
+def test_a_revision_leaves_a_skip_and_an_opt_out_cancellation_as_they_are() -> None:
+    skipped = Schedule(SID, Scenario.SHIPPED, ScheduleState.SKIPPED, due_at=None, reason="no_creator_id")
+    opted_out = replace(pending(Scenario.CONTENT_PENDING, days(1)), state=ScheduleState.CANCELLED, due_at=None,
+                        reason="creator_opted_out")  # fmt: skip
+    revised = {Scenario.SHIPPED: pending(Scenario.SHIPPED, days(1)),
+               Scenario.CONTENT_PENDING: pending(Scenario.CONTENT_PENDING, days(2))}  # fmt: skip
+    existing = {Scenario.SHIPPED: skipped, Scenario.CONTENT_PENDING: opted_out}
+    assert on_history_revised(existing, revised, policy=POLICY) == ([], [])
+    assert on_history_revised(existing, {}, policy=POLICY) == ([], [])
+
+
+def test_a_run_issued_for_a_schedule_a_revision_removed_is_on_record() -> None:
+    one_shot = issued_without_schedule(SID, Scenario.SHIPPED, 1, days(1), POLICY)
+    assert (one_shot.state, one_shot.run_count, one_shot.last_run_at) == (ScheduleState.DISPATCHED, 1, days(1))
+    assert on_task_closed(one_shot).state == ScheduleState.DONE
+    reminder = issued_without_schedule(SID, Scenario.NO_CONTENT, 2, days(1), POLICY)
+    assert (reminder.state, reminder.run_count, reminder.max_runs) == (ScheduleState.CANCELLED, 2, POLICY.max_reminders)
+    # Armed again later, it keeps its distance from the run that went out.
+    (armed,) = on_content_observed(
+        {Scenario.NO_CONTENT: reminder}, facts(Status.COMPLETED, 0), at=days(2), policy=POLICY
+    )
+    assert (armed.state, armed.due_at) == (ScheduleState.PENDING, days(1) + POLICY.reminder_interval)

@@ -263,6 +263,9 @@ def test_the_cancel_reason_is_independent_of_the_arrival_order(arrival: Arrival)
 @given(arrivals(distinct_times=False, last_minute=2))
 @example(Arrival((Seen(0, Status.TO_REVIEW), Seen(0, Status.READY_TO_SHIP)), (0, 1, 0)))
 @example(Arrival((Seen(0, Status.READY_TO_SHIP), Seen(0, Status.TO_REVIEW)), (0, 1)))
+# A late sighting that wins a tie removes another sighting's step without being a step itself.
+@example(Arrival((Seen(0, Status.SHIPPED), Seen(1, Status.READY_TO_SHIP), Seen(1, Status.SHIPPED)), (0, 1, 2)))
+@example(Arrival((Seen(0, Status.COMPLETED, content_count=0), Seen(0, Status.COMPLETED, content_count=3)), (0, 1)))
 def test_at_equal_times_the_history_does_not_depend_on_the_arrival_order(arrival: Arrival) -> None:
     """Status, content and history. What an instant cannot order: which of two facts or cancel reasons
     seen at it is kept (the later arrival's), and which of two sources seeing one status is named."""

@@ -108,10 +108,10 @@ def test_a_newer_observation_moving_backwards_is_applied_and_flagged_as_a_regres
     assert [c["regression"] for c in status_changes(fold)] == [False, True]
 
 
-def test_two_samples_changing_in_one_event_derive_two_events() -> None:
+def test_two_status_changes_within_one_event_are_numbered_0_and_1() -> None:
     fold = folded(crawl(7, crawl_row("Shipped", "2026-05-01 10:00:00"), crawl_row("Completed", "2026-05-01 10:00:00",
                                                                                   creator=BETO_ID)))  # fmt: skip
-    assert moves(fold) == [(7, VALE, 0, None, Status.SHIPPED), (7, BETO, 0, None, Status.COMPLETED)]
+    assert moves(fold) == [(7, VALE, 0, None, Status.SHIPPED), (7, BETO, 1, None, Status.COMPLETED)]
     assert len({e.event_id for e in fold.derived}) == 2
 
 
@@ -245,3 +245,32 @@ def test_a_late_observation_that_is_no_moment_of_the_history_rewrites_nothing() 
     assert fold.rewritten == set()
     assert [e.event_type for e in fold.derived].count("sample.history_revised") == 0
     assert len(moves(fold)) == 2
+
+
+def test_a_late_sighting_that_wins_a_tie_removes_the_step_it_beats() -> None:
+    fold = folded(
+        crawl(1, crawl_row("Shipped", "2026-05-01 10:00:00")),
+        crawl(2, crawl_row("Ready to ship", "2026-05-02 10:00:00")),  # a regression, for now
+        type_56(3, "SHIPPED", MAY_2),  # the same instant: shipped wins the tie
+    )
+    assert fold.states[VALE].status == Status.SHIPPED
+    assert moves(fold) == [(1, VALE, 0, None, Status.SHIPPED)]
+    assert fold.rewritten == {VALE}
+    assert fold.webhooks[3]["disposition"] == "applied"
+
+
+def test_content_counts_seen_at_one_instant_leave_one_step_whatever_their_order() -> None:
+    def steps(*events: RecordedEvent) -> list[dict[str, Any]]:
+        fold = folded(*events)
+        revised = [e.data for e in fold.derived if e.event_type == "sample.history_revised"]
+        seen = [e.data for e in fold.derived if e.event_type == "sample.content_observed"]
+        return revised[-1]["steps"] if revised else [{"content_count": s["content_count"]} for s in seen]
+
+    empty = crawl(2, crawl_row("Completed", "2026-05-02 10:00:00"), expanded=True)
+    posted = crawl(3, crawl_row("Completed", "2026-05-02 10:00:00", type="video", promotionName="Reseña"),
+                   expanded=True)  # fmt: skip
+    newer = crawl(1, crawl_row("Completed", "2026-05-03 10:00:00", type="video", promotionName="Reseña"),
+                  expanded=True)  # fmt: skip
+    one_way, other_way = steps(newer, empty, posted), steps(newer, posted, empty)
+    assert [s["content_count"] for s in one_way if s.get("content_changed")] == [1]
+    assert one_way == other_way
