@@ -15,7 +15,7 @@ from events.chatbot_events import (
 )
 from events.identity import sample_id
 from events.recorded import RecordedEvent
-from events.sample_events import SampleStatusChanged
+from events.sample_events import RevisedStep, SampleHistoryRevised, SampleStatusChanged
 from events.statuses import Status
 from projections.chatbot import ChatbotFold, fold_events
 from projections.chatbot_rules import ChatbotPolicy, ScheduleState
@@ -171,3 +171,32 @@ def test_a_deferral_of_another_run_changes_nothing() -> None:
 def test_a_result_for_an_unknown_task_changes_nothing() -> None:
     fold = folded(result(1, "sent", T0))
     assert (fold.tasks, fold.changed_tasks, fold.schedules) == ({}, set(), {})
+
+
+def revised_away(position: int) -> RecordedEvent:
+    """A revised history in which shipped is entered as a regression: it calls for no shipped message."""
+    steps = (
+        RevisedStep(observed_at=T0 - timedelta(days=2), status=Status.READY_TO_SHIP, content_count=None,
+                    to_status=Status.READY_TO_SHIP, source="crawler", first_sighting=True),
+        RevisedStep(observed_at=T0 - timedelta(days=1), status=Status.COMPLETED, content_count=None,
+                    from_status=Status.READY_TO_SHIP, to_status=Status.COMPLETED, source="crawler"),
+        RevisedStep(observed_at=T0, status=Status.SHIPPED, content_count=None, from_status=Status.COMPLETED,
+                    to_status=Status.SHIPPED, source="crawler", regression=True),
+    )  # fmt: skip
+    return recorded(SampleHistoryRevised(sample_id=VALE, region="MX", platform_product_id="1729700000000000011",
+                                         platform_creator_id=VALE_ID, steps=steps), position)  # fmt: skip
+
+
+def test_a_revision_removes_a_schedule_nothing_was_issued_for() -> None:
+    fold = folded(shipped(1), revised_away(2))
+    assert fold.schedule(VALE, Scenario.SHIPPED) is None
+    assert fold.removed_schedules == {(VALE, Scenario.SHIPPED)}
+
+
+def test_a_run_issued_just_before_a_revision_removed_its_schedule_is_still_recorded() -> None:
+    fold = folded(shipped(1), revised_away(2), issued(3))
+    schedule = fold.schedule(VALE, Scenario.SHIPPED)
+    assert schedule is not None
+    assert (schedule.state, schedule.run_count, schedule.last_run_at) == (ScheduleState.DISPATCHED, 1, T0)
+    assert fold.removed_schedules == set()
+    assert VALE_SHIPPED in fold.tasks
