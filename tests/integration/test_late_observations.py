@@ -125,19 +125,27 @@ async def test_an_issued_run_stands_when_a_late_observation_says_it_would_not_ha
     assert (await Dispatcher(engine, service.settings, FakeClock(MX_NOON)).dispatch_once()).issued == 0
 
 
-async def test_a_sample_first_seen_before_sightings_were_kept_treats_a_late_observation_as_stale(
+async def test_a_sample_first_seen_before_sightings_were_kept_treats_a_late_observation_as_stale_also_in_a_rebuild(
     service: Service, amqp: aio_pika.abc.AbstractConnection, engine: AsyncEngine
 ) -> None:
     await crawled(service, amqp, engine, "Shipped", "2026-05-02 10:00:00")
-    async with engine.begin() as conn:  # as migration 0008 leaves the rows it found
+    async with engine.begin() as conn:  # as migration 0008 leaves the rows it found, and its cut-over
         await conn.exec_driver_sql("UPDATE projections.samples SET sightings_complete = false")
         await conn.exec_driver_sql("DELETE FROM projections.sample_sightings")
+        await conn.exec_driver_sql(
+            "UPDATE projections.sightings_since SET after_position = (SELECT max(position) FROM eventstore.events)"
+        )
     await crawled(service, amqp, engine, "Ready to ship", "2026-05-01 10:00:00")
     assert await history(engine) == [(None, "shipped", False, "05-02 10")]
     assert await scalar(engine, "SELECT count(*) FROM projections.sample_sightings") == 0
     assert (
         await scalar(engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'sample.history_revised'") == 0
     )
+    # A rebuild folds the sample by the rules it had: first seen at or before the cut-over, it is
+    # incomplete again, and the late observation stays stale.
+    live = await snapshot(engine)
+    assert await rebuild_projection(service.settings, "samples") > 0
+    assert await snapshot(engine) == live
 
 
 async def test_a_deferred_schedule_set_back_by_a_revised_history_is_deferred_again_not_left_due(

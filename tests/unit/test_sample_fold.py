@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from events.identity import sample_id
 from events.recorded import RecordedEvent
 from events.sample_events import CrawlBatchRecorded
@@ -180,30 +182,21 @@ def test_a_type_56_webhook_joins_by_application_id() -> None:
     assert fold.webhooks[2]["sample_id"] == VALE
 
 
-def test_a_late_type_56_webhook_that_changes_no_moment_of_the_history_is_stale() -> None:
+@pytest.mark.parametrize(("webhook_status", "disposition", "moves_after_ready"), [
+    ("AWAITING_SHIPMENT", "stale", [(Status.READY_TO_SHIP, Status.COMPLETED)]),  # inside the ready_to_ship run
+    ("SHIPPED", "applied", [(Status.READY_TO_SHIP, Status.SHIPPED), (Status.SHIPPED, Status.COMPLETED)]),
+])  # fmt: skip
+def test_a_late_type_56_webhook_is_applied_where_it_belongs_or_is_stale_when_it_changes_nothing(
+    webhook_status: str, disposition: str, moves_after_ready: list[tuple[Status, Status]]
+) -> None:
     fold = folded(
         crawl(1, crawl_row("Ready to ship", "2026-05-01 10:00:00")),
         crawl(2, crawl_row("Completed", "2026-05-03 10:00:00")),
-        type_56(3, "AWAITING_SHIPMENT", MAY_2),
-    )  # fmt: skip
+        type_56(3, webhook_status, MAY_2),
+    )
     assert fold.states[VALE].status == Status.COMPLETED
-    assert fold.webhooks[3]["disposition"] == "stale"
-    assert len(moves(fold)) == 2
-
-
-def test_a_late_type_56_webhook_that_belongs_between_two_sightings_is_applied_there() -> None:
-    fold = folded(
-        crawl(1, crawl_row("Ready to ship", "2026-05-01 10:00:00")),
-        crawl(2, crawl_row("Completed", "2026-05-03 10:00:00")),
-        type_56(3, "SHIPPED", MAY_2),
-    )  # fmt: skip
-    assert fold.states[VALE].status == Status.COMPLETED
-    assert fold.webhooks[3]["disposition"] == "applied"
-    assert [m[3:] for m in moves(fold)] == [
-        (None, Status.READY_TO_SHIP),
-        (Status.READY_TO_SHIP, Status.SHIPPED),
-        (Status.SHIPPED, Status.COMPLETED),
-    ]
+    assert fold.webhooks[3]["disposition"] == disposition
+    assert [m[3:] for m in moves(fold)] == [(None, Status.READY_TO_SHIP), *moves_after_ready]
 
 
 def test_a_webhook_for_an_unknown_sample_waits_and_is_applied_when_the_sample_appears() -> None:
