@@ -83,7 +83,11 @@ class WebhookReceived(DomainEvent):
 
 @registered
 class SampleStatusChanged(DomainEvent):
-    """Derived: a sample entered a status (its first sighting included)."""
+    """Derived: a sample entered a status (its first sighting included).
+
+    `content_changed`: the same observation also changed the sample's content count (now
+    `content_count`), so no `sample.content_observed` is derived for it: one event where there were
+    two. Absent (false) in events derived before it existed, which have that second event instead."""
 
     type_name = "sample.status_changed"
 
@@ -98,6 +102,7 @@ class SampleStatusChanged(DomainEvent):
     regression: bool
     first_sighting: bool
     content_count: int | None
+    content_changed: bool = False
 
 
 @registered

@@ -90,12 +90,16 @@ class ChatbotFold:
 
 
 def on_status_changed(fold: ChatbotFold, event: RecordedEvent, change: SampleStatusChanged) -> None:
+    facts, at = fold.facts(change, change.to_status), as_utc(change.observed_at)
     changes = rules.on_status_changed(
-        fold.schedules.get(change.sample_id, {}), fold.facts(change, change.to_status),
+        fold.schedules.get(change.sample_id, {}), facts,
         from_status=change.from_status, to_status=change.to_status, regression=change.regression,
-        first_sighting=change.first_sighting, at=as_utc(change.observed_at), policy=fold.policy,
+        first_sighting=change.first_sighting, at=at, policy=fold.policy,
     )  # fmt: skip
     fold.put(event, changes, change.region, change.platform_creator_id)
+    if change.content_changed:  # what a `sample.content_observed` right after it would have said
+        seen = rules.on_content_observed(fold.schedules.get(change.sample_id, {}), facts, at=at, policy=fold.policy)
+        fold.put(event, seen, change.region, change.platform_creator_id)
 
 
 def on_content_observed(fold: ChatbotFold, event: RecordedEvent, seen: SampleContentObserved) -> None:

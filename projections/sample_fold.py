@@ -134,8 +134,8 @@ class SampleFold:
             self._record_revision(event, outcome.state, observed.replayed)
             return outcome
         if outcome.status_change is not None:
-            self._record_status_change(event, outcome)
-        if outcome.content_changed:
+            self._record_status_change(event, outcome)  # carries a content change with it
+        elif outcome.content_changed:
             state = outcome.state
             self._derive(event, f"content:{obs.sample_id}", SampleContentObserved(
                 sample_id=obs.sample_id, region=state.region, platform_creator_id=state.platform_creator_id,
@@ -197,6 +197,7 @@ class SampleFold:
             platform_creator_id=state.platform_creator_id, from_status=change.from_status,
             to_status=change.to_status, observed_at=change.observed_at, source=change.source,
             regression=change.regression, first_sighting=change.first_sighting, content_count=state.content_count,
+            content_changed=outcome.content_changed,
         ))  # fmt: skip
 
     def _derive(

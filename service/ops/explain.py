@@ -231,7 +231,8 @@ def describe_event(event: DomainEvent, meta: Mapping[str, Any]) -> str:
             return f"inbound TikTok webhook type {event.type}, notification {event.notification_id}"
         case SampleStatusChanged():
             return (f"derived: status {event.from_status or '(new)'} → {event.to_status}, source {event.source}"
-                    + (" REGRESSION" if event.regression else ""))  # fmt: skip
+                    + (" REGRESSION" if event.regression else "")
+                    + (f", content seen, {event.content_count} item(s)" if event.content_changed else ""))  # fmt: skip
         case SampleContentObserved():
             return f"derived: content seen, {event.content_count} item(s)"
         case SampleHistoryRevised():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from events.catalog_events import CreatorMessagingChanged
 from events.chatbot_events import (
     ChatbotDispatchDeferred,
@@ -15,7 +17,7 @@ from events.chatbot_events import (
 )
 from events.identity import sample_id
 from events.recorded import RecordedEvent
-from events.sample_events import RevisedStep, SampleHistoryRevised, SampleStatusChanged
+from events.sample_events import RevisedStep, SampleContentObserved, SampleHistoryRevised, SampleStatusChanged
 from events.statuses import Status
 from projections.chatbot import ChatbotFold, fold_events
 from projections.chatbot_rules import ChatbotPolicy, ScheduleState
@@ -200,3 +202,42 @@ def test_a_run_issued_just_before_a_revision_removed_its_schedule_is_still_recor
     assert (schedule.state, schedule.run_count, schedule.last_run_at) == (ScheduleState.DISPATCHED, 1, T0)
     assert fold.removed_schedules == set()
     assert VALE_SHIPPED in fold.tasks
+
+
+def _moved(position: int, before: Status | None, after: Status, count: int | None, *, split: bool,
+           at: datetime = T0) -> list[RecordedEvent]:  # fmt: skip
+    """A status change that also changed the content count: one event, or (as derived before
+    `content_changed` existed) a status change followed by a content observation."""
+    change = SampleStatusChanged(
+        sample_id=VALE, region="MX", platform_product_id="1729700000000000011", platform_creator_id=VALE_ID,
+        from_status=before, to_status=after, observed_at=at, source="crawler", regression=False,
+        first_sighting=before is None, content_count=count, content_changed=not split,
+    )  # fmt: skip
+    if not split:
+        return [recorded(change, position)]
+    seen = SampleContentObserved(sample_id=VALE, region="MX", platform_creator_id=VALE_ID, status=after,
+                                 content_count=count, observed_at=at)  # fmt: skip
+    return [recorded(change, position), recorded(seen, position + 1)]
+
+
+@pytest.mark.parametrize(
+    "moves",
+    [
+        [(None, Status.COMPLETED, 0)],  # arms the no-content reminder
+        [(None, Status.READY_TO_SHIP, 0), (Status.READY_TO_SHIP, Status.SHIPPED, 1)],
+        [(None, Status.COMPLETED, 0), (Status.COMPLETED, Status.CONTENT_PENDING, 2)],  # content cancels it
+        [(None, Status.CONTENT_PENDING, 0), (Status.CONTENT_PENDING, Status.COMPLETED, 0)],
+        [(None, Status.READY_TO_SHIP, 0), (Status.READY_TO_SHIP, Status.SHIPPED, 0), (Status.SHIPPED, Status.COMPLETED, 3)],
+    ],
+)
+def test_a_status_change_carrying_its_content_change_folds_as_the_two_events_did(
+    moves: list[tuple[Status | None, Status, int]],
+) -> None:
+    def fold(*, split: bool) -> ChatbotFold:
+        events = [e for n, (before, after, count) in enumerate(moves)
+                  for e in _moved(10 * (n + 1), before, after, count, split=split, at=T0 + timedelta(days=n))]
+        return folded(*events)  # fmt: skip
+
+    one, two = fold(split=False), fold(split=True)
+    assert one.schedules == two.schedules
+    assert one.schedules  # every case schedules or cancels something

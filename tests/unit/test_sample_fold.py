@@ -125,19 +125,26 @@ def test_derived_event_ids_are_deterministic_and_distinct() -> None:
     ]  # fmt: skip
     first, again = derived_ids(events), derived_ids(events)
     assert first == again  # a rebuild derives the very same events: appending them again is a no-op
-    assert len(first) == len(set(first)) == 4  # 3 status changes and 1 content observation
-    assert [e.event_type for e in folded(*events).derived].count("sample.content_observed") == 1
+    assert len(first) == len(set(first)) == 3  # 3 status changes, the last one with a content change
+    derived = folded(*events).derived
+    assert [e.event_type for e in derived] == ["sample.status_changed"] * 3
+    assert [e.data["content_changed"] for e in derived] == [False, False, True]
 
 
 def test_content_counts_only_when_the_drawer_was_expanded() -> None:
     fold = folded(crawl(1, crawl_row("Completed", "2026-05-01 10:00:00"), expanded=False))
     assert fold.states[VALE].content_count is None  # not looked at is not "no content"
-    assert [e.event_type for e in fold.derived] == ["sample.status_changed"]
+    assert [(e.event_type, e.data["content_changed"]) for e in fold.derived] == [("sample.status_changed", False)]
     fold = folded(crawl(1, crawl_row("Completed", "2026-05-01 10:00:00"), expanded=True))
     assert fold.states[VALE].content_count == 0
-    (seen,) = [e.data for e in fold.derived if e.event_type == "sample.content_observed"]
-    assert (seen["sample_id"], seen["content_count"], seen["status"]) == (VALE, 0, "completed")
+    (seen,) = [e.data for e in fold.derived]  # one event: the status change carries the content change
+    assert (seen["sample_id"], seen["content_count"], seen["to_status"], seen["content_changed"]) == (
+        VALE, 0, "completed", True)  # fmt: skip
     assert fold.batches[0]["content_expanded"] is True
+    fold = folded(crawl(1, crawl_row("Completed", "2026-05-01 10:00:00"), expanded=False),
+                  crawl(2, crawl_row("Completed", "2026-05-02 10:00:00"), expanded=True))  # fmt: skip
+    assert [e.event_type for e in fold.derived] == ["sample.status_changed", "sample.content_observed"]
+    assert (fold.derived[1].data["content_count"], fold.derived[1].data["status"]) == (0, "completed")
 
 
 def test_content_items_seen_without_the_drawer_still_count() -> None:
@@ -256,7 +263,8 @@ def test_content_counts_seen_at_one_instant_leave_one_step_whatever_their_order(
     def steps(*events: RecordedEvent) -> list[dict[str, Any]]:
         fold = folded(*events)
         revised = [e.data for e in fold.derived if e.event_type == "sample.history_revised"]
-        seen = [e.data for e in fold.derived if e.event_type == "sample.content_observed"]
+        seen = [e.data for e in fold.derived
+                if e.event_type == "sample.content_observed" or e.data.get("content_changed")]  # fmt: skip
         return revised[-1]["steps"] if revised else [{"content_count": s["content_count"]} for s in seen]
 
     empty = crawl(2, crawl_row("Completed", "2026-05-02 10:00:00"), expanded=True)
