@@ -7,9 +7,10 @@ typed by the table's own row type, so the insert is one statement whatever the p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
+
+from events import json_text
 
 
 def insert_from_rows(table: str, columns: Sequence[str]) -> str:
@@ -23,4 +24,4 @@ def insert_from_rows(table: str, columns: Sequence[str]) -> str:
 def rows_param(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     """The `:rows` parameter. str() gives datetimes as PostgreSQL reads them ('2026-04-20
     03:15:42+00:00') and Decimals exactly; a jsonb column takes the value itself, not its JSON text."""
-    return {"rows": json.dumps(rows, default=str, separators=(",", ":"), ensure_ascii=False)}
+    return {"rows": json_text.dumps(rows)}

@@ -10,6 +10,8 @@ import asyncpg
 from sqlalchemy import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from events import json_text
+
 CREATE_DATABASE_LOCK_ID = 7_241_0000
 
 
@@ -62,7 +64,8 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
     # After a PostgreSQL restart the first statement on a stale connection fails instead; SQLAlchemy
     # then invalidates the whole pool, and every caller retries a transient error (recorder,
     # handlers, runner, dispatcher and relay loops), so a restart costs one failed attempt, not data.
-    return create_async_engine(async_url(database_url), pool_size=pool_size, max_overflow=pool_size)
+    return create_async_engine(async_url(database_url), pool_size=pool_size, max_overflow=pool_size,
+                               json_serializer=json_text.dumps, json_deserializer=json_text.loads)  # fmt: skip
 
 
 async def ensure_database_exists(database_url: str) -> bool:

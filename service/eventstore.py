@@ -14,14 +14,13 @@ same defence as Emmett's PostgreSQL store, narrowed to appenders; see docs/decis
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from events import json_text
 from events.recorded import NewEvent, RecordedEvent
 from events.upcast import upcast
 
@@ -62,8 +61,7 @@ _ALREADY_THERE = text("""
 """)
 
 
-def _dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+_dumps = json_text.dumps
 
 
 async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[bool]:

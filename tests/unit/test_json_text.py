@@ -1,0 +1,81 @@
+"""The JSON text the service writes to PostgreSQL and reads back: the fast path must give the values
+the standard library gives, and fall back to it where it would not."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from events import json_text
+from events.statuses import Status
+
+
+def standard(value: Any) -> str:
+    """What the service wrote before: the standard library's compact form."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@dataclass(frozen=True)
+class Point:
+    x: int
+
+
+VALUES = [
+    {"at": datetime(2026, 4, 20, 3, 15, 42, tzinfo=UTC), "day": date(2026, 4, 20)},  # str(): PostgreSQL's form
+    {"amount": Decimal("12.50"), "id": uuid.UUID("12345678-1234-5678-1234-567812345678")},
+    {"status": Status.SHIPPED, "names": ["Lupita", "São Paulo", "ñandú", "🙂"]},
+    {"big": 10**30, "negative": -(10**25)},  # past 64 bits: the standard library's path
+    {"lone": "\ud800"},  # a lone surrogate, which orjson refuses
+    {1: "int key", "nested": {"deep": [1, 2.5, None, True]}},
+    {"point": Point(3)},  # anything else: its str()
+    nested(300),  # deeper than orjson goes
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_written_values_are_the_standard_librarys(value: Any) -> None:
+    assert json.loads(json_text.dumps(value)) == json.loads(standard(value))
+
+
+def test_datetimes_are_written_as_postgresql_reads_them_not_as_iso_with_a_t() -> None:
+    assert json_text.dumps({"at": datetime(2026, 4, 20, 3, 15, 42, tzinfo=UTC)}) == '{"at":"2026-04-20 03:15:42+00:00"}'
+
+
+def test_non_ascii_is_kept_as_it_is() -> None:
+    assert json_text.dumps({"city": "São Paulo"}) == '{"city":"São Paulo"}'
+
+
+@pytest.mark.parametrize("text", ["123456789012345678901234567890", '{"id": 18446744073709551616}',
+                                  '{"id": -99999999999999999999999}'])  # fmt: skip
+def test_integers_past_64_bits_are_read_exactly(text: str) -> None:
+    assert json_text.loads(text) == json.loads(text)
+    assert "e" not in repr(json_text.loads(text))  # not a float
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_any_json_value_reads_back_as_the_standard_library_reads_it(value: Any) -> None:
+    text = standard(value)
+    assert json_text.loads(text) == json.loads(text)
+    assert json.loads(json_text.dumps(value)) == json.loads(text)
