@@ -8,20 +8,21 @@ PostgreSQL reads them, '2026-04-20 03:15:42+00:00'; Decimals exactly). orjson re
 
 Reading: orjson turns an integer past 64 bits into a float, silently, so text with a run of 20 digits
 is read by the standard library, which keeps every integer exact (an id sent as a JSON number must
-stay the id it was).
+stay the id it was). The run is looked for with `bytes.translate` and a substring search: a regular
+expression took five times as long as parsing a page of 19-digit ids.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 # Datetimes through `default=str` as the standard library writes them; dataclasses too, not as objects.
 _WRITE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
-_LONG_DIGIT_RUN = re.compile(r"[0-9]{20}")
+_DIGITS_AS_ZEROS = bytes(ord("0") if ord("0") <= b <= ord("9") else ord(" ") for b in range(256))
+_LONG_DIGIT_RUN = b"0" * 20
 
 
 def dumps(value: Any) -> str:
@@ -32,6 +33,7 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str) -> Any:
-    if _LONG_DIGIT_RUN.search(text):
+    raw = text.encode()
+    if _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_ZEROS):
         return json.loads(text)
-    return orjson.loads(text)
+    return orjson.loads(raw)

@@ -63,12 +63,12 @@ async def load_states(conn: AsyncConnection, sample_ids: Iterable[str]) -> dict[
     ids = sorted(set(sample_ids))
     if not ids:
         return {}
-    rows = (await conn.execute(_LOAD, {"ids": ids})).mappings().all()
+    rows = (await conn.execute(_LOAD, {"ids": ids})).all()  # tuples: SQLAlchemy's mappings cost more than the rows
     return {s.sample_id: s for s in map(_state, rows)}
 
 
-def _state(row: Any) -> SampleState:
-    values = dict(row)
+def _state(row: Sequence[Any]) -> SampleState:
+    values = dict(zip(STATE_COLUMNS, row, strict=True))
     if values["status"] is not None:
         values["status"] = Status(values["status"])
     times = values["fact_observed_at"]
@@ -218,7 +218,7 @@ async def load_joined_states(
     params = _join_params(application_ids, pairs)
     if not params["apps"] and not params["pids"]:
         return {}
-    return {s.sample_id: s for s in map(_state, (await conn.execute(_LOAD_JOINED, params)).mappings().all())}
+    return {s.sample_id: s for s in map(_state, (await conn.execute(_LOAD_JOINED, params)).all())}
 
 
 async def load_waiting(
