@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from events.identity import creator_key, sample_id
@@ -45,7 +46,7 @@ class ContentItem:
     order_count: int | None
     order_amount: Decimal | None
 
-    @property
+    @cached_property  # read several times per row by the fold
     def key(self) -> str:
         raw = f"{self.content_type}|{self.title or ''}|{self.posted_at or ''}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]

@@ -9,12 +9,13 @@ model is the checked, typed view of it.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PrivateAttr
 from pydantic.alias_generators import to_camel
+
+from events import json_text
 
 # Stored as `datetime.isoformat()` ("2026-04-20T03:15:42+00:00"), the form the log has always had.
 IsoDatetime = Annotated[datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str)]
@@ -65,7 +66,7 @@ class InboundEvent(DomainEvent):
         """Check a message as it arrives, types as JSON has them (strict: `"yes"` is no boolean, a
         number no time), and keep it as the body to store. Events read back from the log use the
         lenient `from_data`: what was once accepted stays readable."""
-        event = cls.model_validate_json(json.dumps(body), strict=True)
+        event = cls.model_validate_json(json_text.dumps(body), strict=True)
         event._body = body
         return event
 
