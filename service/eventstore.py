@@ -166,15 +166,33 @@ async def begin_appending(conn: AsyncConnection) -> None:
 # an output column first, so `transaction_id::text AS transaction_id` (the implicit name of the cast)
 # would order ids as text, 10014 before 9902, and a page would end on the wrong event. ORDER BY here
 # always means the xid8 column, which is also what the (transaction_id, position) index serves.
+#
+# A page also ends once the events before it hold `max_bytes` of stored data (`pg_column_size`: as
+# stored, so compressed, and read without fetching the value): one crawl batch can be thousands of
+# rows, and a page of 500 of them was seconds of folding in one transaction, during which nothing
+# downstream could start. `candidates` says how many the LIMIT found, so the reader knows whether the
+# page was cut short. The window runs over the LIMIT's rows only; the data of an event left out of the
+# page is never sent.
 _READ = text("""
+    WITH page AS (
+        SELECT position, transaction_id, event_id, stream_id, stream_version, event_type, event_version,
+               data, metadata, recorded_at, personal, pg_column_size(data) AS stored_bytes
+        FROM eventstore.events
+        WHERE (transaction_id, position) > (CAST(:txid AS xid8), :position)
+          AND transaction_id < CAST(:fence AS xid8)
+          AND event_type = ANY(CAST(:types AS text[]))
+        ORDER BY transaction_id, position
+        LIMIT :limit
+    ), weighed AS (
+        SELECT *, sum(stored_bytes) OVER (ORDER BY transaction_id, position) - stored_bytes AS bytes_before,
+               count(*) OVER () AS candidates
+        FROM page
+    )
     SELECT position, transaction_id::text AS txid_text, event_id, stream_id, stream_version, event_type,
-           event_version, data, metadata, recorded_at, personal
-    FROM eventstore.events
-    WHERE (transaction_id, position) > (CAST(:txid AS xid8), :position)
-      AND transaction_id < CAST(:fence AS xid8)
-      AND event_type = ANY(CAST(:types AS text[]))
+           event_version, data, metadata, recorded_at, personal, candidates
+    FROM weighed
+    WHERE bytes_before < :max_bytes
     ORDER BY transaction_id, position
-    LIMIT :limit
 """)
 
 _LAST_VISIBLE = text("""
@@ -188,13 +206,20 @@ _LAST_VISIBLE = text("""
 class Page:
     events: list[RecordedEvent]
     next_checkpoint: Checkpoint
+    complete: bool  # nothing of interest is left below the fence after this page
 
 
-async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Sequence[str], limit: int) -> Page:
-    """Events of the given types after `after`, in (transaction, position) order, never past the fence.
+# A page's stored data, at most (one event more, when the first alone is larger): see `_READ`.
+PAGE_BYTES = 256 * 1024
 
-    When the page is not full, everything of interest below the fence has been read, so the
-    checkpoint moves to the last visible event even if it was of another type: readers do not
+
+async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Sequence[str], limit: int,
+                    max_bytes: int = PAGE_BYTES) -> Page:  # fmt: skip
+    """Events of the given types after `after`, in (transaction, position) order, never past the fence:
+    at most `limit` of them, and no more once the events before hold `max_bytes` of stored data.
+
+    When the page is neither full nor cut short, everything of interest below the fence has been read,
+    so the checkpoint moves to the last visible event even if it was of another type: readers do not
     rescan a long tail of events they ignore.
     """
     fence = int((await conn.execute(_FENCE)).scalar_one())
@@ -207,6 +232,7 @@ async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Seque
                 "fence": fence,
                 "types": list(event_types),
                 "limit": limit,
+                "max_bytes": max_bytes,
             },
         )
     ).all()
@@ -229,8 +255,9 @@ async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Seque
     checkpoint = after
     if events:
         checkpoint = Checkpoint(events[-1].transaction_id, events[-1].position)
-    if len(events) < limit:
+    complete = not rows or (rows[0][-1] < limit and len(rows) == rows[0][-1])
+    if complete:
         tail = (await conn.execute(_LAST_VISIBLE, {"fence": fence})).first()
         if tail is not None:
             checkpoint = max(checkpoint, Checkpoint(int(tail[0]), tail[1]))
-    return Page(events, checkpoint)
+    return Page(events, checkpoint, complete)

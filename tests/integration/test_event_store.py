@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 import uuid
 from collections.abc import Sequence
 
@@ -36,9 +37,11 @@ class Collecting:
 
     def __init__(self) -> None:
         self.seen: list[int] = []
+        self.pages: list[int] = []  # events per page
 
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
         self.seen.extend(e.position for e in events)
+        self.pages.append(len(events))
         return ()
 
 
@@ -115,3 +118,20 @@ async def test_concurrent_writers_never_make_the_runner_skip_or_repeat(engine: A
     await catch_up(engine, projection)
     assert len(projection.seen) == writers * batches * per_batch
     assert len(set(projection.seen)) == len(projection.seen), "an event was applied twice"
+
+
+async def test_a_page_ends_at_its_stored_bytes_and_the_rest_is_read_next_not_skipped(engine: AsyncEngine) -> None:
+    """A crawl batch can be thousands of rows: a page ends once its events hold `page_bytes` of stored
+    data, and a page cut short must not move the checkpoint past what it left for the next one."""
+    bulky = [ping(secrets.token_hex(2000)) for _ in range(12)]  # 4,000 incompressible characters each
+    async with engine.begin() as conn:
+        await append_events(conn, bulky)
+        await append_events(conn, [NewEvent(stream_id="other", event_type="test.other", data={}, metadata={})])
+    projection = Collecting()
+    assert await catch_up(engine, projection, page_size=500, page_bytes=10_000) == 12
+    assert projection.pages == [3, 3, 3, 3]  # the third event starts below 10,000 bytes, the fourth not
+    one_by_one = Collecting()
+    one_by_one.name = "test_collecting_one_by_one"
+    assert await catch_up(engine, one_by_one, page_size=500, page_bytes=1) == 12  # the first always goes
+    assert one_by_one.pages == [1] * 12
+    assert sorted(one_by_one.seen) == sorted(projection.seen) == sorted(set(projection.seen))

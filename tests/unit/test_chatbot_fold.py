@@ -227,15 +227,22 @@ def _moved(position: int, before: Status | None, after: Status, count: int | Non
         [(None, Status.READY_TO_SHIP, 0), (Status.READY_TO_SHIP, Status.SHIPPED, 1)],
         [(None, Status.COMPLETED, 0), (Status.COMPLETED, Status.CONTENT_PENDING, 2)],  # content cancels it
         [(None, Status.CONTENT_PENDING, 0), (Status.CONTENT_PENDING, Status.COMPLETED, 0)],
-        [(None, Status.READY_TO_SHIP, 0), (Status.READY_TO_SHIP, Status.SHIPPED, 0), (Status.SHIPPED, Status.COMPLETED, 3)],
+        [
+            (None, Status.READY_TO_SHIP, 0),
+            (Status.READY_TO_SHIP, Status.SHIPPED, 0),
+            (Status.SHIPPED, Status.COMPLETED, 3),
+        ],
     ],
 )
 def test_a_status_change_carrying_its_content_change_folds_as_the_two_events_did(
     moves: list[tuple[Status | None, Status, int]],
 ) -> None:
     def fold(*, split: bool) -> ChatbotFold:
-        events = [e for n, (before, after, count) in enumerate(moves)
-                  for e in _moved(10 * (n + 1), before, after, count, split=split, at=T0 + timedelta(days=n))]
+        events = [
+            e
+            for n, (before, after, count) in enumerate(moves)
+            for e in _moved(10 * (n + 1), before, after, count, split=split, at=T0 + timedelta(days=n))
+        ]
         return folded(*events)  # fmt: skip
 
     one, two = fold(split=False), fold(split=True)
