@@ -209,8 +209,8 @@ class Page:
     complete: bool  # nothing of interest is left below the fence after this page
 
 
-# A page's stored data, at most (one event more, when the first alone is larger): see `_READ`.
-PAGE_BYTES = 256 * 1024
+# A page ends with the event that takes its stored data past this (so the first event always goes): see `_READ`.
+PAGE_BYTES = 1024 * 1024
 
 
 async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Sequence[str], limit: int,

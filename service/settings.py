@@ -59,8 +59,9 @@ class Settings(BaseSettings):
     ingest_prefetch: int = Field(default=64, ge=1)
     projection_batch_size: int = Field(default=500, ge=1)
     # A page also ends once its events hold this much stored (compressed) data: a crawl batch can be
-    # thousands of rows, and smaller pages let the chatbot start on one while the next is folded.
-    projection_page_bytes: int = Field(default=256 * 1024, ge=1)
+    # thousands of rows, and 500 of them in one transaction would be gigabytes of memory and minutes of
+    # folding. Smaller budgets cost throughput (more pages, each with its fixed statements).
+    projection_page_bytes: int = Field(default=1024 * 1024, ge=1)
     projection_idle_poll_seconds: float = Field(default=0.5, gt=0)
     chatbot_poll_seconds: float = Field(default=1.0, gt=0)
     # How long `run` keeps trying to reach RabbitMQ at start-up (refused connection, unknown host)
