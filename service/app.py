@@ -26,6 +26,7 @@ from service.consumer_watch import PROBE_HEADER, ConsumerWatch
 from service.database import create_engine, redacted_amqp
 from service.dispatcher import Dispatcher
 from service.errors import describe, is_transient
+from service.garbage import tune_for_folding
 from service.loops import Loop
 from service.read_models import all_projections
 from service.recorder import Recorder
@@ -63,6 +64,7 @@ class Service:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT, or until the service cannot go on (a lost consumer); the workers
         are stopped however FastStream's own shutdown went. Returns the process's exit code."""
+        tune_for_folding()
         try:
             await self.app.run()
         finally:
