@@ -9,7 +9,7 @@ only (the running service is not changed):
   publishes dead letters with `broker.publish`, neither of which FastStream documents, so both are
   declared as `broker.publisher(...)` objects with their message schemas;
 - the inbound message schemas. FastStream 0.7 reads a subscriber's message schema from its handler's
-  signature and has no option to give one; our handlers take the raw message (`keep_body_raw`) and
+  signature and has no option to give one; our handlers take the raw message (`delivered_as_is`) and
   parse it themselves, so FastStream would say "no payload". Each subscriber gets a description
   (FastStream's `description` option) and, once FastStream has generated the document, the schema of
   the event model its route records (`Route.records`), or of the body where the event is not the
