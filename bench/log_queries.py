@@ -34,6 +34,10 @@ _TASK_CAUSES = text("""
                  WHEN e.event_type = 'sample.content_observed' AND e.data->>'status' = 'completed'
                       AND e.data->>'content_count' = '0'
                    THEN 'no_content'
+                 WHEN e.event_type = 'sample.status_changed' AND e.data->>'to_status' = 'completed'
+                      AND e.data->>'content_count' = '0'
+                      AND coalesce(CAST(e.data->>'content_changed' AS boolean), false)
+                   THEN 'no_content'  -- a regression into completed that carried its content change (decision 0007)
                END AS scenario
         FROM eventstore.events e
         WHERE e.position > :since AND e.event_type IN ('sample.status_changed', 'sample.content_observed'))

@@ -2,14 +2,18 @@
 faster than the standard library, wherever it gives the same values; the standard library where it
 would not.
 
-Writing: compact, non-ASCII kept as it is, and `str()` of anything JSON has no form for (datetimes as
+Writing: compact, non-ASCII kept as it is, and `str()` of what JSON has no form for (datetimes as
 PostgreSQL reads them, '2026-04-20 03:15:42+00:00'; Decimals exactly). orjson refuses integers past
 64 bits, lone surrogates and nesting past 254 levels; those values take the standard library's path.
+Where the two differ on values nothing here writes, orjson's form is kept: a plain `Enum` by its
+value, a float subclass as text, NaN and infinities as null (PostgreSQL refused the standard
+library's `NaN`), and dict keys that are datetimes, UUIDs or enums as strings (it raised).
 
-Reading: orjson turns an integer past 64 bits into a float, silently, so text with a run of 20 digits
-is read by the standard library, which keeps every integer exact (an id sent as a JSON number must
-stay the id it was). The run is looked for with `bytes.translate` and a substring search: a regular
-expression took five times as long as parsing a page of 19-digit ids.
+Reading: orjson turns an integer past 64 bits into a float, silently, so text with a run of 20 digits,
+or a minus sign and 19 (below -2**63), is read by the standard library, which keeps every integer
+exact (an id sent as a JSON number must stay the id it was). The runs are looked for with
+`bytes.translate` and a substring search: a regular expression took five times as long as parsing a
+page of 19-digit ids.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ import orjson
 
 # Datetimes through `default=str` as the standard library writes them; dataclasses too, not as objects.
 _WRITE = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
-_DIGITS_AS_ZEROS = bytes(ord("0") if ord("0") <= b <= ord("9") else ord(" ") for b in range(256))
-_LONG_DIGIT_RUN = b"0" * 20
+# Digits become "0", minus signs stay, everything else is a space: a number orjson could not read exactly
+# shows as 20 zeros (past 2**64 - 1) or as a minus and 19 zeros (below -2**63, which 19 digits can be).
+_DIGITS_AS_ZEROS = bytes(
+    ord("0") if ord("0") <= b <= ord("9") else b if b == ord("-") else ord(" ") for b in range(256)
+)
+_PAST_64_BITS = (b"0" * 20, b"-" + b"0" * 19)
 
 
 def dumps(value: Any) -> str:
@@ -34,6 +42,7 @@ def dumps(value: Any) -> str:
 
 def loads(text: str) -> Any:
     raw = text.encode()
-    if _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_ZEROS):
+    shape = raw.translate(_DIGITS_AS_ZEROS)
+    if any(run in shape for run in _PAST_64_BITS):
         return json.loads(text)
     return orjson.loads(raw)

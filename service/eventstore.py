@@ -222,6 +222,8 @@ async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Seque
     so the checkpoint moves to the last visible event even if it was of another type: readers do not
     rescan a long tail of events they ignore.
     """
+    if limit < 1 or max_bytes < 1:  # an empty page would read as "nothing left" and skip the rest
+        raise ValueError(f"a page needs room for one event (limit {limit}, max_bytes {max_bytes})")
     fence = int((await conn.execute(_FENCE)).scalar_one())
     rows = (
         await conn.execute(

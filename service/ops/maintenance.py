@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import text
 
 from service.database import create_engine
+from service.garbage import tune_for_folding
 from service.ops.failures import CommandFailed
 from service.read_models import all_projections
 from service.runner import Projection, rebuild
@@ -40,6 +41,7 @@ async def rebuild_projection(settings: Settings, name: str) -> int:
 
 
 async def rebuild_one(settings: Settings, name: str) -> Rebuilt:
+    tune_for_folding()  # a rebuild folds the whole log: the service's collector settings (service/garbage.py)
     projection = projection_named(settings, name)
     engine = create_engine(settings.database_url, pool_size=1)
     try:

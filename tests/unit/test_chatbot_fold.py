@@ -18,7 +18,7 @@ from events.chatbot_events import (
 from events.identity import sample_id
 from events.recorded import RecordedEvent
 from events.sample_events import RevisedStep, SampleContentObserved, SampleHistoryRevised, SampleStatusChanged
-from events.statuses import Status
+from events.statuses import Status, is_regression
 from projections.chatbot import ChatbotFold, fold_events
 from projections.chatbot_rules import ChatbotPolicy, ScheduleState
 from projections.chatbot_tasks import task_id
@@ -210,7 +210,8 @@ def _moved(position: int, before: Status | None, after: Status, count: int | Non
     `content_changed` existed) a status change followed by a content observation."""
     change = SampleStatusChanged(
         sample_id=VALE, region="MX", platform_product_id="1729700000000000011", platform_creator_id=VALE_ID,
-        from_status=before, to_status=after, observed_at=at, source="crawler", regression=False,
+        from_status=before, to_status=after, observed_at=at, source="crawler",
+        regression=before is not None and is_regression(before, after),
         first_sighting=before is None, content_count=count, content_changed=not split,
     )  # fmt: skip
     if not split:
@@ -225,17 +226,20 @@ def _moved(position: int, before: Status | None, after: Status, count: int | Non
     [
         [(None, Status.COMPLETED, 0)],  # arms the no-content reminder
         [(None, Status.READY_TO_SHIP, 0), (Status.READY_TO_SHIP, Status.SHIPPED, 1)],
-        [(None, Status.COMPLETED, 0), (Status.COMPLETED, Status.CONTENT_PENDING, 2)],  # content cancels it
+        [(None, Status.COMPLETED, 0), (Status.COMPLETED, Status.CONTENT_PENDING, 2)],  # leaving completed cancels it
         [(None, Status.CONTENT_PENDING, 0), (Status.CONTENT_PENDING, Status.COMPLETED, 0)],
         [
             (None, Status.READY_TO_SHIP, 0),
             (Status.READY_TO_SHIP, Status.SHIPPED, 0),
             (Status.SHIPPED, Status.COMPLETED, 3),
         ],
+        # A regression into completed with no content: the status rules schedule nothing on a
+        # regression, so only the content rule arms the reminder.
+        [(None, Status.CANCELED, None), (Status.CANCELED, Status.COMPLETED, 0)],
     ],
 )
 def test_a_status_change_carrying_its_content_change_folds_as_the_two_events_did(
-    moves: list[tuple[Status | None, Status, int]],
+    moves: list[tuple[Status | None, Status, int | None]],
 ) -> None:
     def fold(*, split: bool) -> ChatbotFold:
         events = [

@@ -61,10 +61,17 @@ def test_non_ascii_is_kept_as_it_is() -> None:
 
 
 @pytest.mark.parametrize("text", ["123456789012345678901234567890", '{"id": 18446744073709551616}',
-                                  '{"id": -99999999999999999999999}'])  # fmt: skip
+                                  '{"id": -99999999999999999999999}', '{"id": -9300000000000000000}',
+                                  '[-9223372036854775809]'])  # fmt: skip
 def test_integers_past_64_bits_are_read_exactly(text: str) -> None:
     assert json_text.loads(text) == json.loads(text)
     assert "e" not in repr(json_text.loads(text))  # not a float
+
+
+@given(st.integers(min_value=-(10**21), max_value=10**21))
+def test_every_integer_reads_back_exactly(number: int) -> None:
+    assert json_text.loads(f'{{"n": {number}}}') == {"n": number}
+    assert type(json_text.loads(str(number))) is int
 
 
 json_values = st.recursive(
