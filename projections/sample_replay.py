@@ -14,7 +14,7 @@ Facts and seen times need no replay: each fact keeps the time it was observed (`
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from events.statuses import Status
@@ -113,8 +113,8 @@ def replay(state: SampleState, sightings: Iterable[Sighting]) -> Replayed:
             winners[s.observed_at] = max(winners.get(s.observed_at, -1), TIE_ORDER.index(s.status))
         if s.content_count is not None:
             largest[s.observed_at] = max(largest.get(s.observed_at, -1), s.content_count)
-    current = replace(
-        state, status=None, status_changed_at=None, status_observed_at=None, status_source=None,
+    current = state.evolve(
+        status=None, status_changed_at=None, status_observed_at=None, status_source=None,
         cancel_reason=None, content_count=None, content_observed_at=None,
     )  # fmt: skip
     steps: list[Step] = []

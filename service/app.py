@@ -105,9 +105,8 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
     async def start_workers() -> None:
         service.engine = create_engine(settings.database_url)
         service.runner = ProjectionRunner(
-            service.engine, chosen, settings.projection_batch_size, settings.projection_idle_poll_seconds, telemetry,
-            settings.projection_page_bytes,
-        )  # fmt: skip
+            service.engine, chosen, settings.page_size, settings.projection_idle_poll_seconds, telemetry
+        )
         service.recorder = Recorder(service.engine, on_committed=service.runner.nudge)
         service.recorder.start()
         service.tasks.append(asyncio.create_task(service.runner.run(), name="projections"))

@@ -61,9 +61,6 @@ _ALREADY_THERE = text("""
 """)
 
 
-_dumps = json_text.dumps
-
-
 async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[bool]:
     """Append in one statement; per event, True when recorded now, False when it was already there.
 
@@ -88,10 +85,10 @@ async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> li
                 "versions": versions,
                 "types": [e.event_type for e in events],
                 "type_versions": [e.version for e in events],
-                "data": [_dumps(e.data) for e in events],
-                "metadata": [_dumps(e.metadata) for e in events],
+                "data": [json_text.dumps(e.data) for e in events],
+                "metadata": [json_text.dumps(e.metadata) for e in events],
                 "dedupe_keys": [e.dedupe_key for e in events],
-                "personal": [_dumps(e.personal) if e.personal is not None else None for e in events],
+                "personal": [json_text.dumps(e.personal) if e.personal is not None else None for e in events],
             },
         )
     }
@@ -209,21 +206,32 @@ class Page:
     complete: bool  # nothing of interest is left below the fence after this page
 
 
-# A page ends with the event that takes its stored data past this (so the first event always goes): see `_READ`.
-PAGE_BYTES = 1024 * 1024
+@dataclass(frozen=True)
+class PageSize:
+    """How much one page may hold: `events` at most, and no more events once those before hold
+    `stored_bytes` of stored data (so the event that crosses it is the page's last, and the first
+    always goes: see `_READ`). `PROJECTION_BATCH_SIZE` and `PROJECTION_PAGE_BYTES` set it."""
+
+    events: int = 500
+    stored_bytes: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.events < 1 or self.stored_bytes < 1:  # an empty page would read as "nothing left" and skip the rest
+            raise ValueError(f"a page needs room for one event ({self})")
 
 
-async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Sequence[str], limit: int,
-                    max_bytes: int = PAGE_BYTES) -> Page:  # fmt: skip
-    """Events of the given types after `after`, in (transaction, position) order, never past the fence:
-    at most `limit` of them, and no more once the events before hold `max_bytes` of stored data.
+DEFAULT_PAGE = PageSize()
+
+
+async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Sequence[str],
+                    size: PageSize = DEFAULT_PAGE) -> Page:  # fmt: skip
+    """Events of the given types after `after`, in (transaction, position) order, never past the fence,
+    as many as `size` allows.
 
     When the page is neither full nor cut short, everything of interest below the fence has been read,
     so the checkpoint moves to the last visible event even if it was of another type: readers do not
     rescan a long tail of events they ignore.
     """
-    if limit < 1 or max_bytes < 1:  # an empty page would read as "nothing left" and skip the rest
-        raise ValueError(f"a page needs room for one event (limit {limit}, max_bytes {max_bytes})")
     fence = int((await conn.execute(_FENCE)).scalar_one())
     rows = (
         await conn.execute(
@@ -233,8 +241,8 @@ async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Seque
                 "position": after.position,
                 "fence": fence,
                 "types": list(event_types),
-                "limit": limit,
-                "max_bytes": max_bytes,
+                "limit": size.events,
+                "max_bytes": size.stored_bytes,
             },
         )
     ).all()
@@ -257,7 +265,7 @@ async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Seque
     checkpoint = after
     if events:
         checkpoint = Checkpoint(events[-1].transaction_id, events[-1].position)
-    complete = not rows or (rows[0][-1] < limit and len(rows) == rows[0][-1])
+    complete = not rows or (rows[0][-1] < size.events and len(rows) == rows[0][-1])
     if complete:
         tail = (await conn.execute(_LAST_VISIBLE, {"fence": fence})).first()
         if tail is not None:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.recorded import NewEvent, RecordedEvent
 from service.errors import describe, is_transient
-from service.eventstore import PAGE_BYTES, Checkpoint, append_events, begin_appending, read_page
+from service.eventstore import DEFAULT_PAGE, Checkpoint, PageSize, append_events, begin_appending, read_page
 from service.loops import Loop
 from service.telemetry import Telemetry, links_to
 
@@ -127,22 +127,21 @@ async def save_checkpoint(conn: AsyncConnection, name: str, checkpoint: Checkpoi
     await conn.execute(_SAVE, {"name": name, "txid": checkpoint.transaction_id, "position": checkpoint.position})
 
 
-async def apply_next_page(engine: AsyncEngine, projection: Projection, page_size: int,
-                          telemetry: Telemetry | None = None, page_bytes: int = PAGE_BYTES) -> int | None:  # fmt: skip
+async def apply_next_page(engine: AsyncEngine, projection: Projection, size: PageSize = DEFAULT_PAGE,
+                          telemetry: Telemetry | None = None) -> int | None:  # fmt: skip
     """Apply one page; the number of events applied (quarantined ones included), or None when another
     worker holds the projection."""
     try:
-        return await _apply_next_page(engine, projection, (page_size, page_bytes), telemetry)
+        return await _apply_next_page(engine, projection, size, telemetry)
     except Exception as exc:
         if is_transient(exc):
             raise
         failure = exc
     # Not on the happy path: savepoints cost round trips, so only a failed page pays for them.
-    return await _apply_next_page(engine, projection, (page_size, page_bytes), telemetry, page_failure=failure)
+    return await _apply_next_page(engine, projection, size, telemetry, page_failure=failure)
 
 
-async def _apply_next_page(engine: AsyncEngine, projection: Projection, size: tuple[int, int],
-                           telemetry: Telemetry | None,
+async def _apply_next_page(engine: AsyncEngine, projection: Projection, size: PageSize, telemetry: Telemetry | None,
                            page_failure: BaseException | None = None) -> int | None:  # fmt: skip
     # The span, when there is one, is entered once the page is read (an empty poll makes none) and
     # ends after the commit, which it covers.
@@ -152,7 +151,7 @@ async def _apply_next_page(engine: AsyncEngine, projection: Projection, size: tu
             checkpoint = await lock_checkpoint(conn, projection.name)
             if checkpoint is None:
                 return None
-            page = await read_page(conn, checkpoint, projection.event_types, *size)
+            page = await read_page(conn, checkpoint, projection.event_types, size)
             if page.events and telemetry is not None and telemetry.enabled:
                 tracing.enter_context(_page_span(telemetry, projection.name, page.events, page_failure))
             if page.events and page_failure is not None:
@@ -185,8 +184,7 @@ def _page_span(telemetry: Telemetry, name: str, events: Sequence[RecordedEvent],
     )  # fmt: skip
 
 
-async def rebuild(engine: AsyncEngine, projection: Projection, page_size: int = 500,
-                  page_bytes: int = PAGE_BYTES) -> int:  # fmt: skip
+async def rebuild(engine: AsyncEngine, projection: Projection, size: PageSize = DEFAULT_PAGE) -> int:
     """Empty the projection and re-apply the log, all in one transaction; the number of events applied.
 
     One transaction because the projection must be owned for the whole replay: a live runner in a
@@ -204,7 +202,7 @@ async def rebuild(engine: AsyncEngine, projection: Projection, page_size: int = 
         await conn.execute(_CLEAR_QUARANTINE, {"projection": projection.name})  # folded again below
         checkpoint = Checkpoint()
         while True:
-            page = await read_page(conn, checkpoint, projection.event_types, page_size, page_bytes)
+            page = await read_page(conn, checkpoint, projection.event_types, size)
             if page.events:
                 await _rebuild_page(conn, projection, page.events)
                 total += len(page.events)
@@ -227,12 +225,11 @@ async def _rebuild_page(conn: AsyncConnection, projection: Projection, events: S
         await _apply_isolating(conn, projection, events, exc)
 
 
-async def catch_up(engine: AsyncEngine, projection: Projection, page_size: int = 500,
-                   page_bytes: int = PAGE_BYTES) -> int:  # fmt: skip
+async def catch_up(engine: AsyncEngine, projection: Projection, size: PageSize = DEFAULT_PAGE) -> int:
     """Apply pages until nothing is left below the fence; the number of events applied."""
     total = 0
     while True:
-        applied = await apply_next_page(engine, projection, page_size, page_bytes=page_bytes)
+        applied = await apply_next_page(engine, projection, size)
         if not applied:
             return total
         total += applied
@@ -245,13 +242,11 @@ class ProjectionRunner:
     `nudge()` after local appends, and each other after applying events (the samples projection
     derives the events the chatbot projection folds)."""
 
-    def __init__(self, engine: AsyncEngine, projections: Sequence[Projection], page_size: int,
-                 idle_poll_seconds: float, telemetry: Telemetry | None = None,
-                 page_bytes: int = PAGE_BYTES) -> None:  # fmt: skip
+    def __init__(self, engine: AsyncEngine, projections: Sequence[Projection], size: PageSize,
+                 idle_poll_seconds: float, telemetry: Telemetry | None = None) -> None:  # fmt: skip
         self._engine = engine
         self._telemetry = telemetry
-        self._page_size = page_size
-        self._page_bytes = page_bytes
+        self._size = size
         self._followers: dict[str, list[Callable[[], None]]] = {}
         self._loops = {p.name: Loop(f"projection {p.name}", self._pages_of(p), idle_poll_seconds) for p in projections}
 
@@ -274,8 +269,7 @@ class ProjectionRunner:
     def _pages_of(self, projection: Projection) -> Callable[[], Awaitable[bool]]:
         async def apply_a_page() -> bool:
             """True when it applied events (so there may be more right away)."""
-            applied = await apply_next_page(self._engine, projection, self._page_size, self._telemetry,
-                                            self._page_bytes)  # fmt: skip
+            applied = await apply_next_page(self._engine, projection, self._size, self._telemetry)
             if applied:
                 for name, loop in self._loops.items():
                     if name != projection.name:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError
 
 from projections.quiet_hours import QuietHours, parse_quiet_hours
 from service.database import DatabaseLogin
+from service.eventstore import PageSize
 
 POSTGRESQL_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
@@ -57,11 +58,11 @@ class Settings(BaseSettings):
     # touching the real topology. Empty in production.
     amqp_prefix: str = ""
     ingest_prefetch: int = Field(default=64, ge=1)
-    projection_batch_size: int = Field(default=500, ge=1)
+    projection_batch_size: int = Field(default=PageSize.events, ge=1)
     # A page also ends once its events hold this much stored (compressed) data: a crawl batch can be
     # thousands of rows, and 500 of them in one transaction would be gigabytes of memory and minutes of
     # folding. Smaller budgets cost throughput (more pages, each with its fixed statements).
-    projection_page_bytes: int = Field(default=1024 * 1024, ge=1)
+    projection_page_bytes: int = Field(default=PageSize.stored_bytes, ge=1)
     projection_idle_poll_seconds: float = Field(default=0.5, gt=0)
     chatbot_poll_seconds: float = Field(default=1.0, gt=0)
     # How long `run` keeps trying to reach RabbitMQ at start-up (refused connection, unknown host)
@@ -72,6 +73,11 @@ class Settings(BaseSettings):
     consumer_probe_seconds: float = Field(default=3.0, gt=0)
     # A replica can take messages and keep projections without dispatching or relaying chatbot tasks.
     chatbot_dispatch_enabled: bool = True
+
+    @property
+    def page_size(self) -> PageSize:
+        """How much a projection applies in one transaction (the runner and `projections rebuild`)."""
+        return PageSize(self.projection_batch_size, self.projection_page_bytes)
 
     @field_validator("database_owner_url", "database_admin_url", mode="before")
     @classmethod

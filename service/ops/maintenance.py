@@ -45,7 +45,7 @@ async def rebuild_one(settings: Settings, name: str) -> Rebuilt:
     projection = projection_named(settings, name)
     engine = create_engine(settings.database_url, pool_size=1)
     try:
-        applied = await rebuild(engine, projection, settings.projection_batch_size, settings.projection_page_bytes)
+        applied = await rebuild(engine, projection, settings.page_size)
         async with engine.connect() as conn:
             log_events = int((await conn.execute(_LOG_SIZE)).scalar_one())
     finally:

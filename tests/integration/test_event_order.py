@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.recorded import NewEvent, RecordedEvent
-from service.eventstore import _LAST_VISIBLE, append_events
+from service.eventstore import _LAST_VISIBLE, PageSize, append_events
 from service.runner import apply_next_page
 from tests.integration.test_event_store import ping
 from tests.support import projection_lag
@@ -97,7 +97,7 @@ async def test_ids_that_gain_a_digit_are_applied_once_in_numeric_order(engine: A
     assert len(str(expected[0][0])) < len(str(expected[-1][0])), "the test ids must straddle a power of ten"
 
     projection = Collecting()
-    while await apply_next_page(engine, projection, page_size):
+    while await apply_next_page(engine, projection, PageSize(events=page_size)):
         pass
 
     assert projection.seen == expected, "events skipped, repeated or out of (transaction_id, position) order"
@@ -106,7 +106,7 @@ async def test_ids_that_gain_a_digit_are_applied_once_in_numeric_order(engine: A
     # Events written afterwards by ordinary transactions (higher ids) are read from the same checkpoint.
     async with engine.begin() as conn:
         await append_events(conn, [ping("late")])
-    while await apply_next_page(engine, projection, page_size):
+    while await apply_next_page(engine, projection, PageSize(events=page_size)):
         pass
     assert len(projection.seen) == len(expected) + 1
     assert projection.seen[-1][0] > expected[-1][0]

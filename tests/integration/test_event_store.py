@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.recorded import NewEvent, RecordedEvent
-from service.eventstore import append_events
+from service.eventstore import PageSize, append_events
 from service.runner import apply_next_page, catch_up
 
 
@@ -108,7 +108,7 @@ async def test_concurrent_writers_never_make_the_runner_skip_or_repeat(engine: A
 
     async def reader() -> None:
         while not done.is_set():
-            await apply_next_page(engine, projection, page_size=7)
+            await apply_next_page(engine, projection, PageSize(events=7))
             await asyncio.sleep(0)
 
     reading = asyncio.create_task(reader())
@@ -121,17 +121,17 @@ async def test_concurrent_writers_never_make_the_runner_skip_or_repeat(engine: A
 
 
 async def test_a_page_ends_at_its_stored_bytes_and_the_rest_is_read_next_not_skipped(engine: AsyncEngine) -> None:
-    """A crawl batch can be thousands of rows: a page ends once its events hold `page_bytes` of stored
+    """A crawl batch can be thousands of rows: a page ends once its events hold `stored_bytes` of stored
     data, and a page cut short must not move the checkpoint past what it left for the next one."""
     bulky = [ping(secrets.token_hex(2000)) for _ in range(12)]  # 4,000 incompressible characters each
     async with engine.begin() as conn:
         await append_events(conn, bulky)
         await append_events(conn, [NewEvent(stream_id="other", event_type="test.other", data={}, metadata={})])
     projection = Collecting()
-    assert await catch_up(engine, projection, page_size=500, page_bytes=10_000) == 12
+    assert await catch_up(engine, projection, PageSize(events=500, stored_bytes=10_000)) == 12
     assert projection.pages == [3, 3, 3, 3]  # the third event starts below 10,000 bytes, the fourth not
     one_by_one = Collecting()
     one_by_one.name = "test_collecting_one_by_one"
-    assert await catch_up(engine, one_by_one, page_size=500, page_bytes=1) == 12  # the first always goes
+    assert await catch_up(engine, one_by_one, PageSize(events=500, stored_bytes=1)) == 12  # the first always goes
     assert one_by_one.pages == [1] * 12
     assert sorted(one_by_one.seen) == sorted(projection.seen) == sorted(set(projection.seen))
