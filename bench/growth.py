@@ -72,8 +72,8 @@ async def preload(stage: Stage, target: int) -> Json:
                                            records=_records(present, missing))  # fmt: skip
         txid, position = (await conn.execute(_OWN_LAST)).one()
         if position is not None:
-            for name in stage.projections:
-                await save_checkpoint(conn, name, Checkpoint(int(txid), int(position)))
+            for projection in stage.projections:
+                await save_checkpoint(conn, projection.name, Checkpoint(int(txid), int(position)))
     copied = time.monotonic()
     async with stage.engine.connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -32,6 +32,7 @@ from bench.workloads import Workload
 from handlers.topology import build_topology
 from service.database import create_engine
 from service.read_models import all_projections
+from service.runner import Projection
 from service.settings import Settings
 from tests.faults.publisher import RecordingPublisher
 from tests.faults.service_process import ServiceProcess
@@ -47,7 +48,7 @@ class Stage:
     amqp: aio_pika.abc.AbstractRobustConnection
     publisher: RecordingPublisher
     process: ServiceProcess
-    projections: list[str]
+    projections: list[Projection]
     inbox: TaskInbox
     idle_rss_kib: int  # resident memory once started, before any workload
     wait_limit: float  # seconds any one wait may take
@@ -69,7 +70,7 @@ async def stage(
         # Bound before anything is sent: a task no queue receives waits in the outbox with backoff.
         async with inbox.open(amqp, topology.chatbot.name, f"{box.prefix}bench.workers.{uuid.uuid4().hex[:6]}"):
             yield Stage(database_url, engine, amqp, RecordingPublisher(amqp, box.prefix), process,
-                        [p.name for p in all_projections(settings)], inbox, memory_kib(process.pid, "VmRSS"),
+                        all_projections(settings), inbox, memory_kib(process.pid, "VmRSS"),
                         wait_limit)  # fmt: skip
     finally:
         await process.stop()
@@ -135,7 +136,7 @@ class HeldFigures:
 async def held(stage: Stage, workload: Workload) -> HeldFigures:
     since = await log_queries.head_position(stage.engine)
     expected = len(workload.messages)
-    async with projections_held(stage.engine, stage.projections):
+    async with projections_held(stage.engine, [p.name for p in stage.projections]):
         start = time.monotonic()
         await publish_all(stage.publisher, workload.messages)
         ingested = await waiting.recorded(stage.engine, since, expected, stage.wait_limit)
@@ -143,5 +144,5 @@ async def held(stage: Stage, workload: Workload) -> HeldFigures:
     reached = await waiting.projections_at_head(stage.engine, stage.projections, stage.wait_limit)
     # The next workload starts from a quiet service: tasks dispatched, published, folded.
     await waiting.settled(stage.engine, stage.projections, since, expected, stage.wait_limit)
-    by_projection = {name: round(reached[name] - released, 2) for name in stage.projections}
+    by_projection = {p.name: round(reached[p.name] - released, 2) for p in stage.projections}
     return HeldFigures(ingested - start, reached[waiting.ALL] - released, by_projection)

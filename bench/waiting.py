@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.log_queries import recorded_since
+from service.progress import Folding
 from tests.faults.settling import outstanding_work
 
 POLL_SECONDS = 0.1
@@ -39,7 +40,7 @@ async def recorded(engine: AsyncEngine, since: int, expected: int, within: float
     return await _until(f"{expected} messages recorded", all_in, within, count)
 
 
-async def projections_at_head(engine: AsyncEngine, projections: Sequence[str], within: float) -> dict[str, float]:
+async def projections_at_head(engine: AsyncEngine, projections: Sequence[Folding], within: float) -> dict[str, float]:
     """When every projection was at the head at once, and when each one got there for good: a projection
     can touch the head and fall behind again while the one before it still derives events for it."""
     since: dict[str, float] = {}
@@ -58,7 +59,8 @@ async def projections_at_head(engine: AsyncEngine, projections: Sequence[str], w
     return {**since, ALL: done}
 
 
-async def settled(engine: AsyncEngine, projections: Sequence[str], since: int, expected: int, within: float) -> float:
+async def settled(engine: AsyncEngine, projections: Sequence[Folding], since: int, expected: int,
+                  within: float) -> float:  # fmt: skip
     async def done() -> bool:
         if await recorded_since(engine, since) < expected:
             return False

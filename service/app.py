@@ -118,7 +118,7 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
 
     def start_gauge_sampler(engine: AsyncEngine) -> None:
         async def sample() -> bool:
-            await telemetry.instruments.sample(engine, [p.name for p in chosen])
+            await telemetry.instruments.sample(engine, chosen)
             return False  # the next reading after the interval, not at once
 
         sampler = Loop("telemetry-gauges", sample, telemetry.gauge_interval_seconds)

@@ -35,24 +35,31 @@ class Checkpoint:
     position: int = 0
 
 
+# One statement: the stream heads are looked up inside the INSERT, not in a round trip before it
+# (every append paid one). Each event's version is its stream's head plus its rank among the events
+# of that stream in this call, so an event that turns out to be a duplicate still takes a number, as
+# it would in any order of checking. Two writers that race for a stream both compute the same next
+# version: the loser's row is skipped by the unique (stream_id, stream_version) and reported below.
 _INSERT = text("""
+    WITH e AS (
+        SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:stream_ids AS text[]), CAST(:types AS text[]),
+                             CAST(:type_versions AS int[]), CAST(:data AS text[]), CAST(:metadata AS text[]),
+                             CAST(:dedupe_keys AS text[]), CAST(:personal AS text[])) WITH ORDINALITY
+             AS e(event_id, stream_id, event_type, event_version, data, metadata, dedupe_key, personal, ord)
+    ), heads AS (
+        SELECT s.stream_id,
+               coalesce((SELECT max(x.stream_version) FROM eventstore.events x WHERE x.stream_id = s.stream_id), 0)
+                   AS head
+        FROM (SELECT DISTINCT stream_id FROM e) AS s
+    )
     INSERT INTO eventstore.events
         (event_id, stream_id, stream_version, event_type, event_version, data, metadata, dedupe_key, personal)
-    SELECT e.event_id, e.stream_id, e.stream_version, e.event_type, e.event_version,
-           e.data::jsonb, e.metadata::jsonb, e.dedupe_key, e.personal::jsonb
-    FROM unnest(CAST(:event_ids AS uuid[]), CAST(:stream_ids AS text[]), CAST(:versions AS int[]),
-                CAST(:types AS text[]), CAST(:type_versions AS int[]), CAST(:data AS text[]),
-                CAST(:metadata AS text[]), CAST(:dedupe_keys AS text[]), CAST(:personal AS text[])) WITH ORDINALITY
-         AS e(event_id, stream_id, stream_version, event_type, event_version, data, metadata, dedupe_key, personal,
-              ord)
+    SELECT e.event_id, e.stream_id, heads.head + row_number() OVER (PARTITION BY e.stream_id ORDER BY e.ord),
+           e.event_type, e.event_version, e.data::jsonb, e.metadata::jsonb, e.dedupe_key, e.personal::jsonb
+    FROM e JOIN heads ON heads.stream_id = e.stream_id
     ORDER BY e.ord  -- positions follow the order the caller gave
     ON CONFLICT DO NOTHING
     RETURNING event_id
-""")
-
-_STREAM_HEADS = text("""
-    SELECT stream_id, max(stream_version) FROM eventstore.events
-    WHERE stream_id = ANY(CAST(:stream_ids AS text[])) GROUP BY stream_id
 """)
 
 _ALREADY_THERE = text("""
@@ -69,12 +76,6 @@ async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> li
     """
     if not events:
         return []
-    stream_ids = sorted({e.stream_id for e in events})
-    heads: dict[str, int] = dict((await conn.execute(_STREAM_HEADS, {"stream_ids": stream_ids})).all())
-    versions: list[int] = []
-    for event in events:
-        heads[event.stream_id] = (heads.get(event.stream_id) or 0) + 1
-        versions.append(heads[event.stream_id])
     inserted = {
         row[0]
         for row in await conn.execute(
@@ -82,7 +83,6 @@ async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> li
             {
                 "event_ids": [e.event_id for e in events],
                 "stream_ids": [e.stream_id for e in events],
-                "versions": versions,
                 "types": [e.event_type for e in events],
                 "type_versions": [e.version for e in events],
                 "data": [json_text.dumps(e.data) for e in events],
@@ -150,6 +150,7 @@ _FENCE = text(f"""
         (SELECT min(x) FROM snap, pg_snapshot_xip(snap.s) AS x
          WHERE (x::text::numeric % 4294967296)::bigint IN (SELECT xid32 FROM appenders)),
         (SELECT pg_snapshot_xmax(s) FROM snap))::text AS fence_text
+    FROM (SELECT pg_advisory_xact_lock_shared{APPENDER_LOCK}) AS announced
 """)
 
 
@@ -157,6 +158,13 @@ async def begin_appending(conn: AsyncConnection) -> None:
     """Announce that this transaction will append events; call it before the transaction's first
     write (a transaction whose first write is the append itself need not: the trigger takes it)."""
     await conn.execute(_BEGIN_APPENDING)
+
+
+async def take_fence(conn: AsyncConnection) -> int:
+    """Announce this transaction as an appender, as `begin_appending` does, and take the read fence for
+    the statements after it, in one round trip: a projection's page appends what it derives. Call it
+    before the transaction's first write."""
+    return int((await conn.execute(_FENCE)).scalar_one())
 
 
 # The text form of a transaction id gets its own alias, never `transaction_id`: an ORDER BY name binds to
@@ -170,6 +178,11 @@ async def begin_appending(conn: AsyncConnection) -> None:
 # downstream could start. `candidates` says how many the LIMIT found, so the reader knows whether the
 # page was cut short. The window runs over the LIMIT's rows only; the data of an event left out of the
 # page is never sent.
+#
+# Every row also carries the last event visible below the fence, of any type (one index probe from the
+# top): when the page is complete the checkpoint moves to it, so readers do not rescan a tail of events
+# they ignore. It is in the same statement, and so the same snapshot, as the page. With no event below
+# the fence nothing comes back; with no page the one row has only the last visible event.
 _READ = text("""
     WITH page AS (
         SELECT position, transaction_id, event_id, stream_id, stream_version, event_type, event_version,
@@ -184,18 +197,16 @@ _READ = text("""
         SELECT *, sum(stored_bytes) OVER (ORDER BY transaction_id, position) - stored_bytes AS bytes_before,
                count(*) OVER () AS candidates
         FROM page
+    ), last_visible AS (
+        SELECT transaction_id::text AS last_txid_text, position AS last_position FROM eventstore.events
+        WHERE transaction_id < CAST(:fence AS xid8)
+        ORDER BY transaction_id DESC, position DESC LIMIT 1
     )
-    SELECT position, transaction_id::text AS txid_text, event_id, stream_id, stream_version, event_type,
-           event_version, data, metadata, recorded_at, personal, candidates
-    FROM weighed
-    WHERE bytes_before < :max_bytes
-    ORDER BY transaction_id, position
-""")
-
-_LAST_VISIBLE = text("""
-    SELECT transaction_id::text AS txid_text, position FROM eventstore.events
-    WHERE transaction_id < CAST(:fence AS xid8)
-    ORDER BY transaction_id DESC, position DESC LIMIT 1
+    SELECT w.position, w.transaction_id::text AS txid_text, w.event_id, w.stream_id, w.stream_version,
+           w.event_type, w.event_version, w.data, w.metadata, w.recorded_at, w.personal, w.candidates,
+           v.last_txid_text, v.last_position
+    FROM last_visible AS v LEFT JOIN weighed AS w ON w.bytes_before < :max_bytes
+    ORDER BY w.transaction_id, w.position
 """)
 
 
@@ -224,15 +235,17 @@ DEFAULT_PAGE = PageSize()
 
 
 async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Sequence[str],
-                    size: PageSize = DEFAULT_PAGE) -> Page:  # fmt: skip
+                    size: PageSize = DEFAULT_PAGE, fence: int | None = None) -> Page:  # fmt: skip
     """Events of the given types after `after`, in (transaction, position) order, never past the fence,
-    as many as `size` allows.
+    as many as `size` allows. `fence` comes from `take_fence` earlier in the transaction (it must be a
+    statement before this one); without it, this takes one.
 
     When the page is neither full nor cut short, everything of interest below the fence has been read,
     so the checkpoint moves to the last visible event even if it was of another type: readers do not
     rescan a long tail of events they ignore.
     """
-    fence = int((await conn.execute(_FENCE)).scalar_one())
+    if fence is None:
+        fence = await take_fence(conn)
     rows = (
         await conn.execute(
             _READ,
@@ -261,13 +274,13 @@ async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Seque
             personal=r[10],
         )
         for r in rows
+        if r[0] is not None
     ]
     checkpoint = after
     if events:
         checkpoint = Checkpoint(events[-1].transaction_id, events[-1].position)
-    complete = not rows or (rows[0][-1] < size.events and len(rows) == rows[0][-1])
-    if complete:
-        tail = (await conn.execute(_LAST_VISIBLE, {"fence": fence})).first()
-        if tail is not None:
-            checkpoint = max(checkpoint, Checkpoint(int(tail[0]), tail[1]))
+    candidates = rows[0][11] if events else 0
+    complete = candidates < size.events and len(events) == candidates
+    if complete and rows:
+        checkpoint = max(checkpoint, Checkpoint(int(rows[0][12]), rows[0][13]))
     return Page(events, checkpoint, complete)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.inbound import Outcome, Taken
 from service.errors import describe, is_transient
-from service.progress import outbox_backlog, projection_progress
+from service.progress import Folding, outbox_backlog, projection_progress
 
 log = structlog.get_logger("sample_ledger.instruments")
 
@@ -97,7 +97,7 @@ class Instruments:
         for scenario in scenarios:
             self._tasks_published.add(1, {"scenario": scenario})
 
-    async def sample(self, engine: AsyncEngine, projections: Sequence[str]) -> None:
+    async def sample(self, engine: AsyncEngine, projections: Sequence[Folding]) -> None:
         """Read what the gauges report; on failure they report nothing until a reading succeeds. An
         outage is only logged at debug level (the recorder warns about it already); anything else is
         raised, for the loop to log."""

@@ -4,7 +4,9 @@ queries the service's gauges (`service/instruments.py`) and the operator tools (
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,30 +15,53 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 # says "more than", which is all an operator needs, and a huge backlog stays cheap to report.
 LAG_COUNT_LIMIT = 100_000
 
+
+class Folding(Protocol):
+    """A projection, as far as its progress goes: its name and the event types it folds."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def event_types(self) -> Sequence[str]: ...
+
+
 # Lag is counted in the runner's own order, (transaction_id, position): a position difference would
-# count rolled-back holes and miss events that committed late below the checkpoint's position. The
-# age is that of the next event the projection will read, the oldest it has not applied.
+# count rolled-back holes and miss events that committed late below the checkpoint's position. Only
+# events of the types the projection folds count: a projection reads again when it is told that events
+# of its types were appended (or at its idle poll), so its checkpoint may rest behind events it has no
+# use for. The age is that of the next event the projection will fold, the oldest it has not applied.
 _PROJECTIONS = text("""
+    WITH p AS (
+        SELECT name, ord, ARRAY(SELECT jsonb_array_elements_text(CAST(types_json AS jsonb))) AS types
+        FROM unnest(CAST(:names AS text[]), CAST(:types AS text[])) WITH ORDINALITY AS p(name, types_json, ord)
+    )
     SELECT p.name, c.position, extract(epoch FROM now() - c.updated_at) AS moved_seconds_ago,
            (SELECT max(position) FROM eventstore.events) AS head,
            (SELECT count(*) FROM (
                 SELECT 1 FROM eventstore.events e
                 WHERE (e.transaction_id, e.position) > (coalesce(c.transaction_id, '0'::xid8), coalesce(c.position, 0))
+                  AND e.event_type = ANY(p.types)
                 LIMIT :limit) behind) AS lag,
            (SELECT extract(epoch FROM now() - e.recorded_at) FROM eventstore.events e
             WHERE (e.transaction_id, e.position) > (coalesce(c.transaction_id, '0'::xid8), coalesce(c.position, 0))
+              AND e.event_type = ANY(p.types)
             ORDER BY e.transaction_id, e.position LIMIT 1) AS oldest_behind_seconds,
            (SELECT count(*) FROM projections.quarantined_events q WHERE q.projection = p.name) AS quarantined
-    FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS p(name, ord)
+    FROM p
     LEFT JOIN projections.checkpoints c ON c.projection = p.name
     ORDER BY p.ord
 """)
 
 
-async def projection_progress(conn: AsyncConnection, names: Sequence[str]) -> Sequence[RowMapping]:
-    """Per projection: checkpoint position, when it moved, log head, events behind (capped), the age in
-    seconds of the oldest of them (null when none), and events it quarantined."""
-    return (await conn.execute(_PROJECTIONS, {"names": list(names), "limit": LAG_COUNT_LIMIT})).mappings().all()
+async def projection_progress(conn: AsyncConnection, projections: Sequence[Folding]) -> Sequence[RowMapping]:
+    """Per projection: checkpoint position, when it moved, log head, events of its types behind (capped),
+    the age in seconds of the oldest of them (null when none), and events it quarantined."""
+    params = {
+        "names": [p.name for p in projections],
+        "types": [json.dumps(list(p.event_types)) for p in projections],
+        "limit": LAG_COUNT_LIMIT,
+    }
+    return (await conn.execute(_PROJECTIONS, params)).mappings().all()
 
 
 _OUTBOX_BACKLOG = text("""

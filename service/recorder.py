@@ -25,8 +25,13 @@ _Pending = tuple[NewEvent, "asyncio.Future[bool]"]
 
 class Recorder:
     def __init__(
-        self, engine: AsyncEngine, on_committed: Callable[[], None] = lambda: None, max_batch: int = 256
+        self,
+        engine: AsyncEngine,
+        on_committed: Callable[[frozenset[str]], None] = lambda recorded_types: None,
+        max_batch: int = 256,
     ) -> None:
+        """`on_committed` is given the types of the events a commit recorded (not those that were
+        already there), so that only the projections that fold them are woken."""
         self._engine = engine
         self._on_committed = on_committed
         self._max_batch = max_batch
@@ -93,7 +98,9 @@ class Recorder:
             return
         for (_, future), new in zip(batch, flags, strict=True):
             _settle(future, result=new)
-        self._on_committed()
+        recorded_types = frozenset(event.event_type for (event, _), new in zip(batch, flags, strict=True) if new)
+        if recorded_types:
+            self._on_committed(recorded_types)
 
 
 def _settle(future: asyncio.Future[bool], result: bool = False, exc: BaseException | None = None) -> None:

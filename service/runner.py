@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,7 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.recorded import NewEvent, RecordedEvent
 from service.errors import describe, is_transient
-from service.eventstore import DEFAULT_PAGE, Checkpoint, PageSize, append_events, begin_appending, read_page
+from service.eventstore import (
+    DEFAULT_PAGE,
+    Checkpoint,
+    PageSize,
+    append_events,
+    begin_appending,
+    read_page,
+    take_fence,
+)
 from service.loops import Loop
 from service.telemetry import Telemetry, links_to
 
@@ -50,10 +58,12 @@ class Projection(Protocol):
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]: ...
 
 
-async def _apply(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]) -> None:
+async def _apply(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]) -> frozenset[str]:
+    """Apply a page and append what it derived; the types of the derived events."""
     derived = await projection.apply(conn, events)
     if derived:  # deterministic ids: re-deriving them (a rebuild, a retried page) appends nothing
         await append_events(conn, derived)
+    return frozenset(event.event_type for event in derived)
 
 
 @dataclass(frozen=True)
@@ -64,18 +74,20 @@ class Unfoldable:
 
 async def _apply_one_at_a_time(
     conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]
-) -> list[Unfoldable]:
-    """Fold each event in its own savepoint, in order; the events that failed (an outage is raised)."""
+) -> tuple[list[Unfoldable], frozenset[str]]:
+    """Fold each event in its own savepoint, in order; the events that failed (an outage is raised),
+    and the types derived by the others."""
     failed = []
+    derived: frozenset[str] = frozenset()
     for event in events:
         try:
             async with conn.begin_nested():
-                await _apply(conn, projection, [event])
+                derived |= await _apply(conn, projection, [event])
         except Exception as exc:
             if is_transient(exc):
                 raise
             failed.append(Unfoldable(event, exc))
-    return failed
+    return failed, derived
 
 
 _QUARANTINE = text("""
@@ -87,10 +99,10 @@ _CLEAR_QUARANTINE = text("DELETE FROM projections.quarantined_events WHERE proje
 
 
 async def _apply_isolating(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent],
-                           page_failure: BaseException) -> None:  # fmt: skip
+                           page_failure: BaseException) -> frozenset[str]:  # fmt: skip
     """The page failed as a whole: fold it event by event and quarantine the events at fault, unless
-    all of them failed (then the page's own error is raised, and retried)."""
-    failed = await _apply_one_at_a_time(conn, projection, events)
+    all of them failed (then the page's own error is raised, and retried); the types derived."""
+    failed, derived = await _apply_one_at_a_time(conn, projection, events)
     if len(failed) == len(events):
         raise page_failure
     for bad in failed:
@@ -101,6 +113,7 @@ async def _apply_isolating(conn: AsyncConnection, projection: Projection, events
         })  # fmt: skip
         log.error("projection.event_quarantined", projection=projection.name, position=event.position,
                   event_type=event.event_type, stream_id=event.stream_id, error=error)  # fmt: skip
+    return derived
 
 
 _ENSURE = text("INSERT INTO projections.checkpoints (projection) VALUES (:name) ON CONFLICT DO NOTHING")
@@ -117,9 +130,12 @@ _SAVE = text("""
 
 
 async def lock_checkpoint(conn: AsyncConnection, name: str) -> Checkpoint | None:
-    """The projection's checkpoint, locked for this transaction; None when another worker holds it."""
-    await conn.execute(_ENSURE, {"name": name})
+    """The projection's checkpoint, locked for this transaction; None when another worker holds it.
+    The row is created the first time (a round trip only then: every page comes here)."""
     row = (await conn.execute(_LOCK, {"name": name})).first()
+    if row is None:  # held by another worker, or not there yet
+        await conn.execute(_ENSURE, {"name": name})
+        row = (await conn.execute(_LOCK, {"name": name})).first()
     return None if row is None else Checkpoint(int(row[0]), row[1])
 
 
@@ -127,10 +143,27 @@ async def save_checkpoint(conn: AsyncConnection, name: str, checkpoint: Checkpoi
     await conn.execute(_SAVE, {"name": name, "txid": checkpoint.transaction_id, "position": checkpoint.position})
 
 
+@dataclass(frozen=True)
+class PageApplied:
+    """What one page did: the events applied (quarantined ones included); whether it was the last
+    page below the fence, so that reading again now would find nothing; the types it derived."""
+
+    events: int
+    complete: bool
+    derived_types: frozenset[str]
+
+
 async def apply_next_page(engine: AsyncEngine, projection: Projection, size: PageSize = DEFAULT_PAGE,
                           telemetry: Telemetry | None = None) -> int | None:  # fmt: skip
     """Apply one page; the number of events applied (quarantined ones included), or None when another
     worker holds the projection."""
+    applied = await apply_a_page(engine, projection, size, telemetry)
+    return None if applied is None else applied.events
+
+
+async def apply_a_page(engine: AsyncEngine, projection: Projection, size: PageSize = DEFAULT_PAGE,
+                       telemetry: Telemetry | None = None) -> PageApplied | None:  # fmt: skip
+    """`apply_next_page`, saying what the page did; None when another worker holds the projection."""
     try:
         return await _apply_next_page(engine, projection, size, telemetry)
     except Exception as exc:
@@ -142,22 +175,26 @@ async def apply_next_page(engine: AsyncEngine, projection: Projection, size: Pag
 
 
 async def _apply_next_page(engine: AsyncEngine, projection: Projection, size: PageSize, telemetry: Telemetry | None,
-                           page_failure: BaseException | None = None) -> int | None:  # fmt: skip
+                           page_failure: BaseException | None = None) -> PageApplied | None:  # fmt: skip
     # The span, when there is one, is entered once the page is read (an empty poll makes none) and
     # ends after the commit, which it covers.
+    derived: frozenset[str] = frozenset()
     with contextlib.ExitStack() as tracing:
         async with engine.begin() as conn:
-            await begin_appending(conn)  # derived events are appended after this transaction's first writes
+            # Announces the appends (derived events come after this transaction's first writes) and takes
+            # the fence, in one round trip; the fence may predate the checkpoint read, which only makes it
+            # more cautious.
+            fence = await take_fence(conn)
             checkpoint = await lock_checkpoint(conn, projection.name)
             if checkpoint is None:
                 return None
-            page = await read_page(conn, checkpoint, projection.event_types, size)
+            page = await read_page(conn, checkpoint, projection.event_types, size, fence)
             if page.events and telemetry is not None and telemetry.enabled:
                 tracing.enter_context(_page_span(telemetry, projection.name, page.events, page_failure))
             if page.events and page_failure is not None:
-                await _apply_isolating(conn, projection, page.events, page_failure)
+                derived = await _apply_isolating(conn, projection, page.events, page_failure)
             elif page.events:
-                await _apply(conn, projection, page.events)
+                derived = await _apply(conn, projection, page.events)
             if page.next_checkpoint != checkpoint:
                 await save_checkpoint(conn, projection.name, page.next_checkpoint)
     if page.events:
@@ -167,7 +204,7 @@ async def _apply_next_page(engine: AsyncEngine, projection: Projection, size: Pa
             events=len(page.events),
             position=page.next_checkpoint.position,
         )
-    return len(page.events)
+    return PageApplied(len(page.events), page.complete, derived)
 
 
 def _page_span(telemetry: Telemetry, name: str, events: Sequence[RecordedEvent],
@@ -230,7 +267,7 @@ async def catch_up(engine: AsyncEngine, projection: Projection, size: PageSize =
     total = 0
     while True:
         applied = await apply_next_page(engine, projection, size)
-        if not applied:
+        if not applied:  # also after a complete page: the empty one moves the checkpoint past what it derived
             return total
         total += applied
 
@@ -238,9 +275,13 @@ async def catch_up(engine: AsyncEngine, projection: Projection, size: PageSize =
 class ProjectionRunner:
     """Keeps every projection caught up, each in a loop of its own: the projections are independent
     (each has its own checkpoint, connection and transaction), so one's database waits overlap
-    another's folding, and one that keeps failing does not hold the others back. Woken early by
-    `nudge()` after local appends, and each other after applying events (the samples projection
-    derives the events the chatbot projection folds)."""
+    another's folding, and one that keeps failing does not hold the others back.
+
+    A projection's loop reads pages while they come full, then sleeps until it is nudged: by the
+    recorder after local appends, and by another projection that derived events, each naming the event
+    types appended, so that only the projections that fold them wake (a page with nothing to fold is
+    still a transaction of round trips). The idle poll finds what other replicas and processes
+    append."""
 
     def __init__(self, engine: AsyncEngine, projections: Sequence[Projection], size: PageSize,
                  idle_poll_seconds: float, telemetry: Telemetry | None = None) -> None:  # fmt: skip
@@ -249,10 +290,20 @@ class ProjectionRunner:
         self._size = size
         self._followers: dict[str, list[Callable[[], None]]] = {}
         self._loops = {p.name: Loop(f"projection {p.name}", self._pages_of(p), idle_poll_seconds) for p in projections}
+        self._folding: dict[str, list[Loop]] = {}
+        for projection in projections:
+            for event_type in projection.event_types:
+                self._folding.setdefault(event_type, []).append(self._loops[projection.name])
 
-    def nudge(self) -> None:
-        for loop in self._loops.values():
-            loop.nudge()
+    def nudge(self, event_types: Iterable[str] | None = None) -> None:
+        """Wake the projections that fold any of `event_types` (every projection when None)."""
+        if event_types is None:
+            for loop in self._loops.values():
+                loop.nudge()
+            return
+        for event_type in event_types:
+            for loop in self._folding.get(event_type, ()):
+                loop.nudge()
 
     def stop(self) -> None:
         for loop in self._loops.values():
@@ -267,15 +318,15 @@ class ProjectionRunner:
         self._followers.setdefault(projection, []).append(wake)
 
     def _pages_of(self, projection: Projection) -> Callable[[], Awaitable[bool]]:
-        async def apply_a_page() -> bool:
-            """True when it applied events (so there may be more right away)."""
-            applied = await apply_next_page(self._engine, projection, self._size, self._telemetry)
-            if applied:
-                for name, loop in self._loops.items():
-                    if name != projection.name:
-                        loop.nudge()  # it may have derived events another one folds
-                for wake in self._followers.get(projection.name, ()):
-                    wake()
-            return bool(applied)
+        async def apply_one() -> bool:
+            """True when there may be more to apply right away: the page applied events and was not
+            the last below the fence."""
+            applied = await apply_a_page(self._engine, projection, self._size, self._telemetry)
+            if not applied or not applied.events:
+                return False
+            self.nudge(applied.derived_types)
+            for wake in self._followers.get(projection.name, ()):
+                wake()
+            return not applied.complete
 
-        return apply_a_page
+        return apply_one

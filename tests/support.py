@@ -7,11 +7,14 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aio_pika
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from service.progress import Folding
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 T = TypeVar("T")
@@ -140,10 +143,23 @@ def section(lines: list[str], title: str) -> list[str]:
     return body
 
 
-async def projection_lag(engine: AsyncEngine, name: str) -> int:
-    """Events the projection still has to apply, counted the way `status` and `health` count them."""
+async def projection_lag(engine: AsyncEngine, projection: str | Folding) -> int:
+    """Events the projection still has to apply, counted the way `status` and `health` count them; a
+    name is one of the service's projections."""
     from service.progress import projection_progress
 
+    if isinstance(projection, str):
+        projection = service_projection(projection)
     async with engine.connect() as conn:
-        (progress,) = await projection_progress(conn, [name])
+        (progress,) = await projection_progress(conn, [projection])
     return int(progress["lag"])
+
+
+def service_projection(name: str) -> Folding:
+    """One of the service's projections, by name (the event types each folds do not depend on settings)."""
+    from service.read_models import all_projections
+    from service.settings import Settings
+
+    settings = Settings(database_url="postgresql://unused@localhost/unused", amqp_url="amqp://unused@localhost/")
+    (projection,) = [p for p in all_projections(settings) if p.name == name]
+    return projection

@@ -118,7 +118,7 @@ async def _behind(engine: AsyncEngine, settings: Settings) -> int:
     order: comparing positions alone can wait for ever). Projections other than the samples one
     (chatbot schedules) follow a moment after the batches were taken."""
     async with engine.connect() as conn:
-        rows = await projection_progress(conn, [p.name for p in all_projections(settings)])
+        rows = await projection_progress(conn, all_projections(settings))
     return sum(int(row["lag"]) for row in rows)
 
 

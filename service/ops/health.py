@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aio_pika
@@ -9,7 +10,7 @@ import aio_pika
 from handlers.topology import build_topology
 from service.database import create_engine
 from service.errors import describe
-from service.progress import LAG_COUNT_LIMIT, projection_progress
+from service.progress import LAG_COUNT_LIMIT, Folding, projection_progress
 from service.read_models import all_projections
 from service.settings import Settings
 
@@ -54,13 +55,13 @@ async def check_broker(settings: Settings) -> list[Check]:
     return checks
 
 
-async def check_database(settings: Settings, projection_names: list[str], max_lag: int) -> list[Check]:
+async def check_database(settings: Settings, projections: Sequence[Folding], max_lag: int) -> list[Check]:
     engine = create_engine(settings.database_url, pool_size=1)
     try:
         async with engine.connect() as conn:
             checks = [Check("database", True, "reachable")]
             # The same count `status` shows: events behind in the runner's own (transaction, position) order.
-            for row in await projection_progress(conn, projection_names):
+            for row in await projection_progress(conn, projections):
                 lag = int(row["lag"])
                 # The count stops at LAG_COUNT_LIMIT: reaching it means "at least that far behind".
                 ok = lag <= max_lag and lag < LAG_COUNT_LIMIT
@@ -73,5 +74,4 @@ async def check_database(settings: Settings, projection_names: list[str], max_la
 
 
 async def health(settings: Settings, max_lag: int) -> list[Check]:
-    names = [p.name for p in all_projections(settings)]
-    return [*await check_broker(settings), *await check_database(settings, names, max_lag)]
+    return [*await check_broker(settings), *await check_database(settings, all_projections(settings), max_lag)]

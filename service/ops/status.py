@@ -159,8 +159,7 @@ def consumer_text(peeked: tuple[int, int] | None) -> str:
 
 
 async def projection_data(conn: AsyncConnection, settings: Settings) -> dict[str, Any]:
-    names = [p.name for p in all_projections(settings)]
-    rows = await projection_progress(conn, names)
+    rows = await projection_progress(conn, all_projections(settings))
     return {
         "head": rows[0]["head"] if rows else None,
         "projections": [

@@ -32,7 +32,7 @@ from service.progress import projection_progress
 from service.settings import Settings
 from tests.conftest import _admin
 from tests.e2e.test_cli import cli_env, sample_ledger
-from tests.support import eventually, example, publish, scalar
+from tests.support import eventually, example, publish, scalar, service_projection
 from tests.support import section as support_section
 
 AMQP = aio_pika.abc.AbstractConnection
@@ -352,7 +352,8 @@ async def test_explain_names_the_rule_and_marks_a_stale_observation_as_ignored(
 async def _caught_up(engine: AsyncEngine) -> bool:
     """Every projection has applied every event (lag as `status` counts it, in the runner's order)."""
     async with engine.connect() as conn:
-        progress = await projection_progress(conn, ["samples", "catalog", "chatbot"])
+        projections = [service_projection(name) for name in ("samples", "catalog", "chatbot")]
+        progress = await projection_progress(conn, projections)
     return all(row["lag"] == 0 and row["position"] is not None for row in progress)
 
 

@@ -88,7 +88,7 @@ class Rig:
     async def progress(self) -> dict[str, object]:
         """What is still outstanding: unrecorded messages, projection lag, unpublished tasks."""
         recorded = await recorded_message_ids(self.engine)
-        outstanding = await outstanding_work(self.engine, [p.name for p in all_projections(self.settings)])
+        outstanding = await outstanding_work(self.engine, all_projections(self.settings))
         await self.take_delivered_tasks()
         return {
             "unrecorded": sum(1 for s in self.publisher.sent if recorded[s.message.message_id] == 0),

@@ -15,7 +15,7 @@ import aio_pika
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.progress import projection_progress
+from service.progress import Folding, projection_progress
 
 _UNPUBLISHED = text("SELECT count(*) FROM eventstore.chatbot_outbox WHERE published_at IS NULL")
 _DUE = text("SELECT count(*) FROM projections.chatbot_schedules WHERE state = 'pending' AND due_at <= now()")
@@ -47,7 +47,7 @@ async def wait_for_consumers(amqp: aio_pika.abc.AbstractConnection, queues: Sequ
 class Outstanding:
     """What the service still has to do with what it recorded."""
 
-    lag: dict[str, int]  # events behind the head, per projection
+    lag: dict[str, int]  # events of its types not yet applied, per projection
     unpublished: int  # outbox rows not yet confirmed by the broker
     due: int  # pending schedules whose time has come
 
@@ -60,7 +60,7 @@ class Outstanding:
         return self.projections_at_head and self.unpublished == 0 and self.due == 0
 
 
-async def outstanding_work(engine: AsyncEngine, projections: Sequence[str]) -> Outstanding:
+async def outstanding_work(engine: AsyncEngine, projections: Sequence[Folding]) -> Outstanding:
     async with engine.connect() as conn:
         progress = await projection_progress(conn, projections)
         unpublished = (await conn.execute(_UNPUBLISHED)).scalar_one()

@@ -158,9 +158,8 @@ async def test_an_appending_transaction_held_open_delays_projections_and_loses_n
 
 
 async def _worst_lag(rig: Rig) -> int:
-    names = [p.name for p in all_projections(rig.settings)]
     async with rig.engine.connect() as conn:
-        return max(int(p["lag"]) for p in await projection_progress(conn, names))
+        return max(int(p["lag"]) for p in await projection_progress(conn, all_projections(rig.settings)))
 
 
 async def test_duplicates_and_disorder_change_nothing(rig: Rig) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.recorded import NewEvent, RecordedEvent
-from service.eventstore import _LAST_VISIBLE, PageSize, append_events
+from service.eventstore import _READ, PageSize, append_events
 from service.runner import apply_next_page
 from tests.integration.test_event_store import ping
 from tests.support import projection_lag
@@ -101,7 +101,7 @@ async def test_ids_that_gain_a_digit_are_applied_once_in_numeric_order(engine: A
         pass
 
     assert projection.seen == expected, "events skipped, repeated or out of (transaction_id, position) order"
-    assert await projection_lag(engine, projection.name) == 0
+    assert await projection_lag(engine, projection) == 0
 
     # Events written afterwards by ordinary transactions (higher ids) are read from the same checkpoint.
     async with engine.begin() as conn:
@@ -110,24 +110,22 @@ async def test_ids_that_gain_a_digit_are_applied_once_in_numeric_order(engine: A
         pass
     assert len(projection.seen) == len(expected) + 1
     assert projection.seen[-1][0] > expected[-1][0]
-    assert await projection_lag(engine, projection.name) == 0
+    assert await projection_lag(engine, projection) == 0
 
 
-async def test_last_visible_event_is_found_through_the_index(engine: AsyncEngine) -> None:
-    """The query runs after every short page, idle or not: it must not sort the whole log."""
+async def test_a_page_and_the_last_visible_event_are_found_through_the_index(engine: AsyncEngine) -> None:
+    """The read runs for every page, idle or not, and also finds the last event visible below the
+    fence (of any type): neither part may scan or sort the whole log."""
     async with engine.begin() as conn:
         for _ in range(4):
             await append_events(conn, [ping(i) for i in range(500)])
         await conn.execute(text("ANALYZE eventstore.events"))
     fence = await _fence(engine)
+    params = {"txid": 0, "position": 0, "fence": fence, "types": ["test.ping"], "limit": 500, "max_bytes": 1 << 20}
     async with engine.connect() as conn:
-        plan = "\n".join(
-            row[0]
-            for row in await conn.execute(
-                text(f"EXPLAIN {_LAST_VISIBLE.text}"),
-                {"fence": fence},
-            )
-        )
-    assert "Index" in plan, plan
-    assert "events_transaction_position" in plan, plan
-    assert "Sort" not in plan, plan
+        plan = "\n".join(row[0] for row in await conn.execute(text(f"EXPLAIN {_READ.text}"), params))
+    assert "Seq Scan" not in plan, plan
+    assert plan.count("events_transaction_position") == 2, plan  # the page, and the last visible event
+    assert "Scan Backward using events_transaction_position" in plan, plan  # from the top, one row
+    sorted_keys = [line for line in plan.splitlines() if "Sort Key" in line]
+    assert all("w.transaction_id" in line for line in sorted_keys), plan  # only the page's rows, once read

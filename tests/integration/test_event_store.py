@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.recorded import NewEvent, RecordedEvent
-from service.eventstore import PageSize, append_events
+from service.eventstore import PageSize, StreamVersionConflict, append_events
 from service.runner import apply_next_page, catch_up
 
 
@@ -135,3 +135,48 @@ async def test_a_page_ends_at_its_stored_bytes_and_the_rest_is_read_next_not_ski
     assert await catch_up(engine, one_by_one, PageSize(events=500, stored_bytes=1)) == 12  # the first always goes
     assert one_by_one.pages == [1] * 12
     assert sorted(one_by_one.seen) == sorted(projection.seen) == sorted(set(projection.seen))
+
+
+def _on(stream: str, n: int) -> NewEvent:
+    return NewEvent(stream_id=stream, event_type="test.ping", data={"n": n}, metadata={})
+
+
+async def _versions(engine: AsyncEngine, streams: Sequence[str]) -> list[tuple[str, int, int]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("""SELECT stream_id, stream_version, (data->>'n')::int FROM eventstore.events
+                    WHERE stream_id = ANY(CAST(:streams AS text[])) ORDER BY position"""),
+            {"streams": list(streams)},
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def test_stream_versions_go_on_from_each_streams_head_in_the_order_given(engine: AsyncEngine) -> None:
+    a, b, c = (f"{name}-{uuid.uuid4()}" for name in "abc")
+    async with engine.begin() as conn:
+        assert await append_events(conn, [_on(a, 1), _on(b, 1), _on(a, 2)]) == [True, True, True]
+    async with engine.begin() as conn:
+        assert await append_events(conn, [_on(c, 1), _on(a, 3), _on(b, 2), _on(a, 4)]) == [True] * 4
+    assert await _versions(engine, [a, b, c]) == [
+        (a, 1, 1), (b, 1, 1), (a, 2, 2), (c, 1, 1), (a, 3, 3), (b, 2, 2), (a, 4, 4),
+    ]  # fmt: skip
+
+
+async def test_two_writers_racing_for_a_stream_version_one_is_told_to_retry(engine: AsyncEngine) -> None:
+    """Both read the same head inside their INSERT; the second waits on the first's row and is refused."""
+    stream = f"race-{uuid.uuid4()}"
+    async with engine.connect() as first:
+        await first.begin()
+        await append_events(first, [_on(stream, 1)])
+        async with engine.connect() as second:
+            await second.begin()
+            racing = asyncio.create_task(append_events(second, [_on(stream, 2)]))
+            await asyncio.sleep(0.3)
+            assert not racing.done(), "the second writer must wait for the first's version 1"
+            await first.commit()
+            with pytest.raises(StreamVersionConflict, match=f"stream {stream} moved on"):
+                await racing
+            await second.rollback()
+    async with engine.begin() as conn:  # the retry the error asks for
+        assert await append_events(conn, [_on(stream, 2)]) == [True]
+    assert await _versions(engine, [stream]) == [(stream, 1, 1), (stream, 2, 2)]

@@ -33,7 +33,7 @@ async def test_a_long_write_in_another_database_does_not_hold_projections_back(
         projection = Collecting()
         await catch_up(engine, projection)
         assert len(projection.seen) == 5, "the other database's transaction held the fence"
-        assert await projection_lag(engine, projection.name) == 0
+        assert await projection_lag(engine, projection) == 0
         await foreign.rollback()
     finally:
         await other.close()
@@ -69,7 +69,7 @@ async def test_an_announced_appender_holds_the_fence_until_it_commits(engine: As
         await slow.commit()
     await catch_up(engine, projection)
     assert len(projection.seen) == 2
-    assert await projection_lag(engine, projection.name) == 0
+    assert await projection_lag(engine, projection) == 0
 
 
 async def test_a_transaction_that_wrote_before_announcing_itself_cannot_append(engine: AsyncEngine) -> None:
@@ -101,4 +101,4 @@ async def test_without_the_fence_a_late_commit_is_skipped_for_good(
         await slow.commit()
     await catch_up(engine, projection)
     assert len(projection.seen) == 1, "a was stepped over for good: the loss the fence prevents"
-    assert await projection_lag(engine, projection.name) == 0, "and silently: a sits behind the checkpoint"
+    assert await projection_lag(engine, projection) == 0, "and silently: a sits behind the checkpoint"

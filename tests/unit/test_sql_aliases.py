@@ -118,7 +118,7 @@ def test_the_lint_catches_the_text_ordered_transaction_id() -> None:
 
 def test_the_project_has_sql_to_check() -> None:
     composed = dict(module_statements())
-    assert "service.eventstore._LAST_VISIBLE" in composed
+    assert "service.eventstore._READ" in composed
     assert len(composed) > 40
     assert len(dict(literal_statements())) > 20
 
