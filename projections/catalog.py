@@ -79,6 +79,7 @@ def _merge(rows: dict[str, dict[str, Any]], key: str, row: dict[str, Any]) -> No
 class CatalogProjection:
     name = "catalog"
     event_types = (CreatorBatchRecorded.type_name, ProductBatchRecorded.type_name, CreatorMessagingChanged.type_name)
+    derives_events = False
     tables = ("projections.creators", "projections.products", "projections.catalog_batches")
 
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:

@@ -229,6 +229,7 @@ def fold_events(fold: ChatbotFold, events: Sequence[RecordedEvent]) -> None:
 class ChatbotProjection:
     name = "chatbot"
     event_types = tuple(cls.type_name for cls in HANDLERS)
+    derives_events = False  # the dispatcher decides and records the tasks
     tables = ("projections.chatbot_schedules", "projections.chatbot_tasks", "projections.chatbot_opt_outs")
 
     def __init__(self, policy: ChatbotPolicy) -> None:

@@ -152,6 +152,7 @@ def _observations(reading: Reading) -> list[Observation]:
 class SamplesProjection:
     name = "samples"
     event_types = (CrawlBatchRecorded.type_name, StatusReported.type_name, WebhookReceived.type_name)
+    derives_events = True  # status changes, content observations, revised histories
     tables = (
         "projections.samples",
         "projections.sample_contents",

@@ -150,8 +150,9 @@ _FENCE = text(f"""
         (SELECT min(x) FROM snap, pg_snapshot_xip(snap.s) AS x
          WHERE (x::text::numeric % 4294967296)::bigint IN (SELECT xid32 FROM appenders)),
         (SELECT pg_snapshot_xmax(s) FROM snap))::text AS fence_text
-    FROM (SELECT pg_advisory_xact_lock_shared{APPENDER_LOCK}) AS announced
 """)
+# The same, for a transaction that will append: it announces itself in the same round trip.
+_ANNOUNCE_AND_FENCE = text(f"{_FENCE.text}    FROM (SELECT pg_advisory_xact_lock_shared{APPENDER_LOCK}) AS announced\n")
 
 
 async def begin_appending(conn: AsyncConnection) -> None:
@@ -160,11 +161,12 @@ async def begin_appending(conn: AsyncConnection) -> None:
     await conn.execute(_BEGIN_APPENDING)
 
 
-async def take_fence(conn: AsyncConnection) -> int:
-    """Announce this transaction as an appender, as `begin_appending` does, and take the read fence for
-    the statements after it, in one round trip: a projection's page appends what it derives. Call it
-    before the transaction's first write."""
-    return int((await conn.execute(_FENCE)).scalar_one())
+async def take_fence(conn: AsyncConnection, *, appending: bool) -> int:
+    """The read fence for the statements after this one. `appending`: this transaction will append (a
+    projection's page that derives events), so it announces itself, as `begin_appending` does, in the
+    same round trip; call it before the transaction's first write. A reader that appends nothing does
+    not announce, so that it never holds other readers' fences back."""
+    return int((await conn.execute(_ANNOUNCE_AND_FENCE if appending else _FENCE)).scalar_one())
 
 
 # The text form of a transaction id gets its own alias, never `transaction_id`: an ORDER BY name binds to
@@ -245,7 +247,7 @@ async def read_page(conn: AsyncConnection, after: Checkpoint, event_types: Seque
     rescan a long tail of events they ignore.
     """
     if fence is None:
-        fence = await take_fence(conn)
+        fence = await take_fence(conn, appending=False)
     rows = (
         await conn.execute(
             _READ,

@@ -53,6 +53,12 @@ class Projection(Protocol):
     @property
     def event_types(self) -> Sequence[str]: ...
     @property
+    def derives_events(self) -> bool:
+        """Whether `apply` may return events. A projection that never does reads its pages without
+        announcing itself as an appender, so its page transactions do not hold other readers back."""
+        ...
+
+    @property
     def tables(self) -> Sequence[str]: ...
 
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]: ...
@@ -61,6 +67,8 @@ class Projection(Protocol):
 async def _apply(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]) -> frozenset[str]:
     """Apply a page and append what it derived; the types of the derived events."""
     derived = await projection.apply(conn, events)
+    if derived and not projection.derives_events:
+        raise TypeError(f"projection {projection.name} derived events but says it derives none (derives_events)")
     if derived:  # deterministic ids: re-deriving them (a rebuild, a retried page) appends nothing
         await append_events(conn, derived)
     return frozenset(event.event_type for event in derived)
@@ -181,10 +189,10 @@ async def _apply_next_page(engine: AsyncEngine, projection: Projection, size: Pa
     derived: frozenset[str] = frozenset()
     with contextlib.ExitStack() as tracing:
         async with engine.begin() as conn:
-            # Announces the appends (derived events come after this transaction's first writes) and takes
-            # the fence, in one round trip; the fence may predate the checkpoint read, which only makes it
-            # more cautious.
-            fence = await take_fence(conn)
+            # A projection that derives events announces its appends here (they come after this
+            # transaction's first writes), in the round trip that takes the fence. The fence may predate
+            # the checkpoint read, which only makes it more cautious.
+            fence = await take_fence(conn, appending=projection.derives_events)
             checkpoint = await lock_checkpoint(conn, projection.name)
             if checkpoint is None:
                 return None

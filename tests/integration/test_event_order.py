@@ -29,6 +29,7 @@ EVENTS_EACH_SIDE = 60
 class Collecting:
     name = "test_order"
     event_types = ("test.ping",)
+    derives_events = False
     tables: Sequence[str] = ()
 
     def __init__(self) -> None:

@@ -33,6 +33,7 @@ class Collecting:
 
     name = "test_collecting"
     event_types = ("test.ping",)
+    derives_events = False
     tables: Sequence[str] = ()
 
     def __init__(self) -> None:

@@ -7,15 +7,20 @@ hold the appender lock from before their first write, and the fence is the oldes
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Sequence
+
 import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from events.recorded import NewEvent, RecordedEvent
 from service import eventstore
 from service.eventstore import append_events, begin_appending
-from service.runner import catch_up
+from service.runner import apply_next_page, catch_up
 from tests.integration.test_event_store import Collecting, ping
 from tests.support import projection_lag
 
@@ -102,3 +107,62 @@ async def test_without_the_fence_a_late_commit_is_skipped_for_good(
     await catch_up(engine, projection)
     assert len(projection.seen) == 1, "a was stepped over for good: the loss the fence prevents"
     assert await projection_lag(engine, projection) == 0, "and silently: a sits behind the checkpoint"
+
+
+class Blocking:
+    """A projection whose page stays open (its transaction holding the checkpoint's row lock, so a
+    transaction id) until released."""
+
+    name = "test_blocking"
+    event_types = ("test.block",)
+    tables: Sequence[str] = ()
+
+    def __init__(self, derives_events: bool) -> None:
+        self.derives_events = derives_events
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
+        self.entered.set()
+        await self.release.wait()
+        return ()
+
+
+@pytest.mark.parametrize(("derives_events", "seen_meanwhile"), [(True, 0), (False, 1)],
+                         ids=["deriving-holds-the-fence", "non-deriving-holds-nobody-back"])  # fmt: skip
+async def test_only_a_projection_that_derives_events_holds_other_readers_back(
+    engine: AsyncEngine, derives_events: bool, seen_meanwhile: int
+) -> None:
+    blocking, reader = Blocking(derives_events), Collecting()
+    async with engine.begin() as conn:
+        await append_events(conn, [NewEvent(stream_id=f"block-{uuid.uuid4()}", event_type="test.block", data={},
+                                            metadata={})])  # fmt: skip
+    page = asyncio.create_task(apply_next_page(engine, blocking))
+    await asyncio.wait_for(blocking.entered.wait(), timeout=10)
+    try:
+        async with engine.begin() as conn:
+            await append_events(conn, [ping("meanwhile")])
+        await catch_up(engine, reader)
+        assert len(reader.seen) == seen_meanwhile
+    finally:
+        blocking.release.set()
+        assert await page == 1
+    await catch_up(engine, reader)
+    assert len(reader.seen) == 1
+
+
+class Undeclared:
+    name = "test_undeclared"
+    event_types = ("test.ping",)
+    derives_events = False
+    tables: Sequence[str] = ()
+
+    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
+        return [NewEvent(stream_id="derived", event_type="test.derived", data={}, metadata={})]
+
+
+async def test_a_projection_that_says_it_derives_nothing_cannot_append(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await append_events(conn, [ping(1)])
+    with pytest.raises(TypeError, match="projection test_undeclared derived events but says it derives none"):
+        await apply_next_page(engine, Undeclared())

@@ -33,6 +33,7 @@ class Pings:
 
     name = f"test_pings_{uuid.uuid4().hex[:6]}"
     event_types = ("test.ping",)
+    derives_events = True
     tables: Sequence[str] = ()
 
     def __init__(self) -> None:
@@ -47,6 +48,7 @@ class Pings:
 class Pongs:
     name = f"test_pongs_{uuid.uuid4().hex[:6]}"
     event_types = ("test.pong",)
+    derives_events = False
     tables: Sequence[str] = ()
 
     def __init__(self) -> None:
@@ -60,6 +62,7 @@ class Pongs:
 class Bystander:
     name = f"test_bystander_{uuid.uuid4().hex[:6]}"
     event_types = ("test.other",)
+    derives_events = False
     tables: Sequence[str] = ()
 
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
