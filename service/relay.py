@@ -1,11 +1,14 @@
 """The outbox relay: publishes chatbot tasks to `chatbot.topic` and marks them only after the broker
 confirmed them.
 
-Rows are claimed `FOR UPDATE SKIP LOCKED` (any number of replicas), published persistent, mandatory,
-with publisher confirms and returns raised as errors: a task no queue receives is not delivered and
-is tried again later. A failure backs the row off exponentially (never a hot loop). A crash between
-the broker's confirm and the commit leaves the row unmarked: it is published again under the same
-task id, which workers recognise.
+A batch is claimed with a lease (any number of replicas): its rows' next attempt moves `CLAIM_LEASE`
+ahead and the claim commits at once. They are then published persistent, mandatory, with publisher
+confirms and returns raised as errors, with no transaction open: the one that marks them published
+also appends to the log, and an appending transaction held open for the broker's confirms would hold
+every projection's read fence back for as long (seconds, when the broker is slow). A task no queue
+receives is not delivered and is tried again later; a failure backs the row off exponentially (never
+a hot loop). A crash between the claim and the mark leaves the row unmarked: once the lease has run
+out it is published again under the same task id, which workers recognise.
 """
 
 from __future__ import annotations
@@ -37,12 +40,25 @@ log = structlog.get_logger("sample_ledger.relay")
 
 ROUTING_KEY = "chatbot.sample.batch"
 MAX_BACKOFF = timedelta(minutes=5)
+PUBLISH_TIMEOUT_SECONDS = 10
+# Longer than a batch can take to publish (each publish gives up after PUBLISH_TIMEOUT_SECONDS, and
+# they run together), so that another replica never takes a batch still in flight; short enough that
+# a crash delays its tasks by half a minute at most.
+CLAIM_LEASE = timedelta(seconds=3 * PUBLISH_TIMEOUT_SECONDS)
 
 _CLAIM = text("""
-    SELECT task_id, publication, scenario, body, attempts, traceparent FROM eventstore.chatbot_outbox
-    WHERE published_at IS NULL AND next_attempt_at <= :now
-    ORDER BY next_attempt_at, created_at LIMIT :limit
-    FOR UPDATE SKIP LOCKED
+    UPDATE eventstore.chatbot_outbox o SET next_attempt_at = :lease_until
+    FROM (SELECT task_id, publication FROM eventstore.chatbot_outbox
+          WHERE published_at IS NULL AND next_attempt_at <= :now
+          ORDER BY next_attempt_at, created_at LIMIT :limit
+          FOR UPDATE SKIP LOCKED) AS due
+    WHERE o.task_id = due.task_id AND o.publication = due.publication
+    RETURNING o.task_id, o.publication, o.scenario, o.body, o.attempts, o.traceparent, o.created_at
+""")
+_RELEASE = text("""
+    UPDATE eventstore.chatbot_outbox o SET next_attempt_at = :now
+    FROM unnest(CAST(:task_ids AS text[]), CAST(:publications AS int[])) AS p(task_id, publication)
+    WHERE o.task_id = p.task_id AND o.publication = p.publication AND o.published_at IS NULL
 """)
 _PUBLISHED = text("""
     UPDATE eventstore.chatbot_outbox o SET published_at = :now, attempts = o.attempts + 1, last_error = NULL
@@ -66,12 +82,15 @@ class RelayReport:
     failed: int = 0
 
 
-def _failures_to_record(failures: Sequence[tuple[Any, Exception]]) -> list[tuple[Any, Exception]]:
-    """Each refused task backs off; when the broker itself is away, only the first task it failed
-    does (the others were not refused, only not sent: they go on the next pass, without a backoff)."""
+def _failures_to_record(
+    failures: Sequence[tuple[Any, Exception]],
+) -> tuple[list[tuple[Any, Exception]], list[Any]]:
+    """The failures that back off, and the rows merely not sent. Each refused task backs off; when the
+    broker itself is away, only the first task it failed does (the others were not refused, only not
+    sent: their lease is released, and they go on the next pass without a backoff)."""
     refused = [(row, error) for row, error in failures if not _broker_unavailable(error)]
     unreachable = [(row, error) for row, error in failures if _broker_unavailable(error)]
-    return refused + unreachable[:1]
+    return refused + unreachable[:1], [row for row, _ in unreachable[1:]]
 
 
 def _broker_unavailable(exc: BaseException) -> bool:
@@ -107,21 +126,27 @@ class OutboxRelay:
             self._connection = None
 
     async def relay_once(self) -> RelayReport:
-        """Publish a batch of due rows at once and await their confirms together, then mark the
-        confirmed ones in one statement: one round trip to the broker per batch, not per task."""
+        """Claim a batch of due rows, publish them at once and await their confirms together, then
+        mark the confirmed ones in one statement: one round trip to the broker per batch, not per task,
+        and no transaction open meanwhile."""
         now = self._clock()
+        async with self._engine.begin() as conn:  # appends nothing: it holds no reader back
+            claimed = await conn.execute(_CLAIM, {"now": now, "lease_until": now + CLAIM_LEASE, "limit": self._batch})
+            rows = sorted(claimed.mappings().all(), key=lambda row: (row["created_at"], row["task_id"]))
+        if not rows:
+            return RelayReport()
+        errors = await asyncio.gather(*(self._attempt(row) for row in rows))
+        confirmed = [row for row, error in zip(rows, errors, strict=True) if error is None]
+        failures = [(row, error) for row, error in zip(rows, errors, strict=True) if error is not None]
+        to_record, not_sent = _failures_to_record(failures)
         async with self._engine.begin() as conn:
-            await begin_appending(conn)  # claiming outbox rows is a write, before the appends
-            rows = (await conn.execute(_CLAIM, {"now": now, "limit": self._batch})).mappings().all()
-            if not rows:
-                return RelayReport()
-            errors = await asyncio.gather(*(self._attempt(row) for row in rows))
-            confirmed = [row for row, error in zip(rows, errors, strict=True) if error is None]
-            failures = [(row, error) for row, error in zip(rows, errors, strict=True) if error is not None]
+            await begin_appending(conn)  # marking is a write, before the appends
             if confirmed:
                 await self.mark_published(conn, confirmed, now)
-            for row, error in _failures_to_record(failures):
+            for row, error in to_record:
                 await self._failed(conn, row, now, error)
+            if not_sent:
+                await conn.execute(_RELEASE, {"now": now, **_keys(not_sent)})
         self._telemetry.instruments.count_published([row["scenario"] for row in confirmed])
         log.info("chatbot.relayed", published=len(confirmed), failed=len(failures))
         return RelayReport(len(confirmed), len(failures))
@@ -145,7 +170,8 @@ class OutboxRelay:
                 message_id=the_task_id,
                 headers={"task_id": the_task_id, "task_count": 1, **self._trace_headers()},
             )
-            await self._exchange.publish(message, routing_key=ROUTING_KEY, mandatory=True, timeout=10)
+            await self._exchange.publish(message, routing_key=ROUTING_KEY, mandatory=True,
+                                         timeout=PUBLISH_TIMEOUT_SECONDS)  # fmt: skip
 
     def _publish_span(self, row: Any) -> AbstractContextManager[Span]:
         """A span in the trace of the message that caused the task (the outbox row's `traceparent`), else
@@ -166,8 +192,7 @@ class OutboxRelay:
         return current_trace_context() if self._telemetry.enabled else {}
 
     async def mark_published(self, conn: AsyncConnection, rows: Sequence[Any], now: datetime) -> None:
-        keys = {"task_ids": [r["task_id"] for r in rows], "publications": [r["publication"] for r in rows]}
-        await conn.execute(_PUBLISHED, {"now": now, **keys})
+        await conn.execute(_PUBLISHED, {"now": now, **_keys(rows)})
         await append_events(conn, [NewEvent.of(
             published, stream_id=streams.chatbot_publication(published.task_id), metadata={"source": "relay"},
             event_id=decision_id(published.type_name, published.task_id, published.publication),
@@ -181,3 +206,8 @@ class OutboxRelay:
         )
         await conn.execute(_FAILED, {"retry_at": retry_at, "error": describe(exc), "task_id": row["task_id"],
                                      "publication": row["publication"]})  # fmt: skip
+
+
+def _keys(rows: Sequence[Any]) -> dict[str, list[Any]]:
+    """Outbox rows' keys, as the array parameters of `_PUBLISHED` and `_RELEASE`."""
+    return {"task_ids": [r["task_id"] for r in rows], "publications": [r["publication"] for r in rows]}

@@ -4,6 +4,7 @@ keep the task id, rebuilds publish nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -19,8 +20,10 @@ from events.identity import sample_id
 from projections.chatbot_tasks import task_id
 from service.app import Service
 from service.dispatcher import Dispatcher
+from service.eventstore import append_events
 from service.ops.maintenance import rebuild_projection
-from service.relay import OutboxRelay
+from service.relay import CLAIM_LEASE, OutboxRelay
+from service.runner import catch_up
 from service.settings import Settings
 from tests.integration.chatbot_support import (
     MX_NOON,
@@ -30,6 +33,7 @@ from tests.integration.chatbot_support import (
     page,
     take_tasks,
 )
+from tests.integration.test_event_store import Collecting, ping
 from tests.support import equals, eventually, publish, rows, scalar
 
 VALE = sample_id("MX", "1729700000000000011", "7491112223334445556")
@@ -100,7 +104,9 @@ async def test_crash_after_the_confirm_republishes_only_under_the_same_id(
     await crashing.close()
     assert await scalar(engine, "SELECT count(*) FROM eventstore.chatbot_outbox WHERE published_at IS NULL") == 1
 
-    assert (await relay.relay_once()).published == 1  # the restarted service
+    assert (await relay.relay_once()).published == 0  # the restarted service: the dead one's lease holds
+    clock.advance(seconds=CLAIM_LEASE.total_seconds())
+    assert (await relay.relay_once()).published == 1
     assert (await relay.relay_once()).published == 0
     tasks = await take_tasks(workers)
     assert [message_id for message_id, _ in tasks] == [SHIPPED_TASK, SHIPPED_TASK]
@@ -269,3 +275,45 @@ async def test_a_schedule_moved_after_its_deferral_is_deferred_again_not_left_du
         engine, "SELECT count(*) FROM eventstore.events WHERE event_type = 'chatbot.dispatch_deferred'"
     )
     assert deferrals == 2, "the second deferral was swallowed as a duplicate of the first"
+
+
+async def test_a_broker_slow_to_confirm_holds_no_projection_back(
+    service: Service,
+    amqp: aio_pika.abc.AbstractConnection,
+    engine: AsyncEngine,
+    clock: FakeClock,
+    relay: OutboxRelay,
+    workers: aio_pika.abc.AbstractQueue,
+) -> None:
+    """The relay's transaction appends (its tasks' publications): were it open while the broker confirms,
+    every projection's fence would wait for the broker. Meanwhile another replica's relay takes nothing."""
+
+    class SlowBroker(OutboxRelay):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.publishing, self.confirm = asyncio.Event(), asyncio.Event()
+
+        async def publish(self, row: Any) -> None:
+            self.publishing.set()
+            await self.confirm.wait()
+            await super().publish(row)
+
+    await shipped_schedule_is_due(service, amqp, engine)
+    assert (await Dispatcher(engine, service.settings, clock).dispatch_once()).issued == 1
+    slow = SlowBroker(engine, service.settings.amqp_url, service.topology.chatbot.name, clock=clock)
+    await slow.connect()
+    try:
+        in_flight = asyncio.create_task(slow.relay_once())
+        await asyncio.wait_for(slow.publishing.wait(), timeout=10)
+        reader = Collecting()
+        async with engine.begin() as conn:
+            await append_events(conn, [ping("while the broker confirms")])
+        await catch_up(engine, reader)
+        assert len(reader.seen) == 1, "a reader waited for the relay's broker round trip"
+        assert (await relay.relay_once()).published == 0, "another relay took a batch in flight"
+        slow.confirm.set()
+        assert (await in_flight).published == 1
+    finally:
+        await slow.close()
+    assert [message_id for message_id, _ in await take_tasks(workers)] == [SHIPPED_TASK]
+    await folded(engine, "SELECT publications FROM projections.chatbot_tasks", 1)

@@ -1,5 +1,6 @@
 """Which failed publications of a relay pass back off: every refused one, and of those the broker
-never took because it was away, only the first (the rest were not refused, only not sent)."""
+never took because it was away, only the first (the rest were not refused, only not sent: their lease
+is released so that they go on the next pass)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ def test_every_refused_task_backs_off_but_only_the_first_that_met_an_outage() ->
     refused = RuntimeError("NO_ROUTE")
     away = ConnectionError("connection reset")
     failures = [("t1", refused), ("t2", away), ("t3", away), ("t4", refused), ("t5", TimeoutError())]
-    recorded = _failures_to_record(failures)
+    recorded, not_sent = _failures_to_record(failures)
     assert [row for row, _ in recorded] == ["t1", "t4", "t2"]
+    assert not_sent == ["t3", "t5"]
 
 
 def test_a_closed_channel_counts_as_the_broker_being_away() -> None:
     closed = aio_pika.exceptions.ChannelInvalidStateError("closed")
-    assert [row for row, _ in _failures_to_record([("t1", closed), ("t2", closed)])] == ["t1"]
+    recorded, not_sent = _failures_to_record([("t1", closed), ("t2", closed)])
+    assert [row for row, _ in recorded] == ["t1"]
+    assert not_sent == ["t2"]
