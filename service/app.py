@@ -107,7 +107,7 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
         service.runner = ProjectionRunner(
             service.engine, chosen, settings.page_size, settings.projection_idle_poll_seconds, telemetry
         )
-        service.recorder = Recorder(service.engine, on_committed=service.runner.appended)
+        service.recorder = Recorder(service.engine, on_committed=service.runner.nudge)
         service.recorder.start()
         service.tasks.append(asyncio.create_task(service.runner.run(), name="projections"))
         if settings.chatbot_dispatch_enabled:

@@ -59,7 +59,7 @@ _INSERT = text("""
     FROM e JOIN heads ON heads.stream_id = e.stream_id
     ORDER BY e.ord  -- positions follow the order the caller gave
     ON CONFLICT DO NOTHING
-    RETURNING event_id, transaction_id::text AS txid_text, position
+    RETURNING event_id
 """)
 
 _ALREADY_THERE = text("""
@@ -68,32 +68,17 @@ _ALREADY_THERE = text("""
 """)
 
 
-@dataclass(frozen=True)
-class Appended:
-    """What an append recorded: per event, whether it was new; the types of the new ones; and where
-    the last new one sits in readers' order (None when nothing was new). A reader whose checkpoint has
-    reached `last` after this transaction committed has read all of them."""
-
-    recorded: list[bool]
-    types: frozenset[str]
-    last: Checkpoint | None
-
-
 async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[bool]:
     """Append in one statement; per event, True when recorded now, False when it was already there.
 
     An event is "already there" when its `event_id` or `dedupe_key` was recorded before: that is how
     a redelivered message or a re-derived event becomes a no-op. Stream versions are assigned here.
     """
-    return (await append(conn, events)).recorded
-
-
-async def append(conn: AsyncConnection, events: Sequence[NewEvent]) -> Appended:
-    """`append_events`, saying also what was new and where it went."""
     if not events:
-        return Appended([], frozenset(), None)
-    rows = (
-        await conn.execute(
+        return []
+    inserted = {
+        row[0]
+        for row in await conn.execute(
             _INSERT,
             {
                 "event_ids": [e.event_id for e in events],
@@ -106,14 +91,11 @@ async def append(conn: AsyncConnection, events: Sequence[NewEvent]) -> Appended:
                 "personal": [json_text.dumps(e.personal) if e.personal is not None else None for e in events],
             },
         )
-    ).all()
-    inserted = {row[0] for row in rows}
+    }
     skipped = [e for e in events if e.event_id not in inserted]
     if skipped:
         await _check_skipped_are_duplicates(conn, skipped)
-    recorded = [e.event_id in inserted for e in events]
-    last = max((Checkpoint(int(row[1]), row[2]) for row in rows), default=None)
-    return Appended(recorded, frozenset(e.event_type for e, new in zip(events, recorded, strict=True) if new), last)
+    return [e.event_id in inserted for e in events]
 
 
 async def _check_skipped_are_duplicates(conn: AsyncConnection, skipped: Sequence[NewEvent]) -> None:

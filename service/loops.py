@@ -23,11 +23,6 @@ class Loop:
     def nudge(self) -> None:
         self._wake.set()
 
-    def forget_nudges(self) -> None:
-        """Drop the wake-ups that came while working: the caller knows the work already covered them."""
-        if not self._stopping.is_set():
-            self._wake.clear()
-
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()

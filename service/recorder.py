@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.recorded import NewEvent
 from service.errors import describe, is_transient
-from service.eventstore import Appended, append
+from service.eventstore import append_events
 
 log = structlog.get_logger("sample_ledger.recorder")
 
@@ -27,11 +27,11 @@ class Recorder:
     def __init__(
         self,
         engine: AsyncEngine,
-        on_committed: Callable[[Appended], None] = lambda appended: None,
+        on_committed: Callable[[frozenset[str]], None] = lambda recorded_types: None,
         max_batch: int = 256,
     ) -> None:
-        """`on_committed` is told what a commit recorded that was new (the types, and where the last
-        went), so that only the projections that fold them are woken, and only those not past it."""
+        """`on_committed` is given the types of the events a commit recorded (not those that were
+        already there), so that only the projections that fold them are woken."""
         self._engine = engine
         self._on_committed = on_committed
         self._max_batch = max_batch
@@ -83,7 +83,7 @@ class Recorder:
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
             async with self._engine.begin() as conn:
-                appended = await append(conn, [event for event, _ in batch])
+                flags = await append_events(conn, [event for event, _ in batch])
         except Exception as exc:
             if len(batch) == 1 or is_transient(exc):
                 # A database outage fails every event alike: isolating them would only multiply the
@@ -96,10 +96,11 @@ class Recorder:
             for item in batch:
                 await self._commit([item])
             return
-        for (_, future), new in zip(batch, appended.recorded, strict=True):
+        for (_, future), new in zip(batch, flags, strict=True):
             _settle(future, result=new)
-        if appended.types:
-            self._on_committed(appended)
+        recorded_types = frozenset(event.event_type for (event, _), new in zip(batch, flags, strict=True) if new)
+        if recorded_types:
+            self._on_committed(recorded_types)
 
 
 def _settle(future: asyncio.Future[bool], result: bool = False, exc: BaseException | None = None) -> None:

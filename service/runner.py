@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,10 +29,9 @@ from events.recorded import NewEvent, RecordedEvent
 from service.errors import describe, is_transient
 from service.eventstore import (
     DEFAULT_PAGE,
-    Appended,
     Checkpoint,
     PageSize,
-    append,
+    append_events,
     begin_appending,
     read_page,
     take_fence,
@@ -65,26 +64,14 @@ class Projection(Protocol):
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]: ...
 
 
-NOTHING_APPENDED = Appended([], frozenset(), None)
-
-
-async def _apply(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]) -> Appended:
-    """Apply a page and append what it derived; what that append recorded."""
+async def _apply(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]) -> frozenset[str]:
+    """Apply a page and append what it derived; the types of the derived events."""
     derived = await projection.apply(conn, events)
     if derived and not projection.derives_events:
         raise TypeError(f"projection {projection.name} derived events but says it derives none (derives_events)")
-    if not derived:
-        return NOTHING_APPENDED
-    # Deterministic ids: re-deriving them (a rebuild, a retried page) appends nothing.
-    return await append(conn, derived)
-
-
-def _together(appends: Sequence[Appended]) -> Appended:
-    return Appended(
-        [new for appended in appends for new in appended.recorded],
-        frozenset().union(*(appended.types for appended in appends)),
-        max((appended.last for appended in appends if appended.last is not None), default=None),
-    )
+    if derived:  # deterministic ids: re-deriving them (a rebuild, a retried page) appends nothing
+        await append_events(conn, derived)
+    return frozenset(event.event_type for event in derived)
 
 
 @dataclass(frozen=True)
@@ -95,20 +82,20 @@ class Unfoldable:
 
 async def _apply_one_at_a_time(
     conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]
-) -> tuple[list[Unfoldable], Appended]:
+) -> tuple[list[Unfoldable], frozenset[str]]:
     """Fold each event in its own savepoint, in order; the events that failed (an outage is raised),
-    and what the others derived."""
+    and the types derived by the others."""
     failed = []
-    derived: list[Appended] = []
+    derived: frozenset[str] = frozenset()
     for event in events:
         try:
             async with conn.begin_nested():
-                derived.append(await _apply(conn, projection, [event]))
+                derived |= await _apply(conn, projection, [event])
         except Exception as exc:
             if is_transient(exc):
                 raise
             failed.append(Unfoldable(event, exc))
-    return failed, _together(derived)
+    return failed, derived
 
 
 _QUARANTINE = text("""
@@ -120,9 +107,9 @@ _CLEAR_QUARANTINE = text("DELETE FROM projections.quarantined_events WHERE proje
 
 
 async def _apply_isolating(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent],
-                           page_failure: BaseException) -> Appended:  # fmt: skip
+                           page_failure: BaseException) -> frozenset[str]:  # fmt: skip
     """The page failed as a whole: fold it event by event and quarantine the events at fault, unless
-    all of them failed (then the page's own error is raised, and retried); what the rest derived."""
+    all of them failed (then the page's own error is raised, and retried); the types derived."""
     failed, derived = await _apply_one_at_a_time(conn, projection, events)
     if len(failed) == len(events):
         raise page_failure
@@ -167,13 +154,11 @@ async def save_checkpoint(conn: AsyncConnection, name: str, checkpoint: Checkpoi
 @dataclass(frozen=True)
 class PageApplied:
     """What one page did: the events applied (quarantined ones included); whether it was the last
-    page below the fence, so that reading again now would find nothing; the checkpoint it left; what
-    it derived."""
+    page below the fence, so that reading again now would find nothing; the types it derived."""
 
     events: int
     complete: bool
-    checkpoint: Checkpoint
-    derived: Appended
+    derived_types: frozenset[str]
 
 
 async def apply_next_page(engine: AsyncEngine, projection: Projection, size: PageSize = DEFAULT_PAGE,
@@ -201,7 +186,7 @@ async def _apply_next_page(engine: AsyncEngine, projection: Projection, size: Pa
                            page_failure: BaseException | None = None) -> PageApplied | None:  # fmt: skip
     # The span, when there is one, is entered once the page is read (an empty poll makes none) and
     # ends after the commit, which it covers.
-    derived = NOTHING_APPENDED
+    derived: frozenset[str] = frozenset()
     with contextlib.ExitStack() as tracing:
         async with engine.begin() as conn:
             # A projection that derives events announces its appends here (they come after this
@@ -227,7 +212,7 @@ async def _apply_next_page(engine: AsyncEngine, projection: Projection, size: Pa
             events=len(page.events),
             position=page.next_checkpoint.position,
         )
-    return PageApplied(len(page.events), page.complete, page.next_checkpoint, derived)
+    return PageApplied(len(page.events), page.complete, derived)
 
 
 def _page_span(telemetry: Telemetry, name: str, events: Sequence[RecordedEvent],
@@ -300,12 +285,11 @@ class ProjectionRunner:
     (each has its own checkpoint, connection and transaction), so one's database waits overlap
     another's folding, and one that keeps failing does not hold the others back.
 
-    A projection's loop reads pages while they come full, then sleeps until it is woken: by the
-    recorder after local appends, and by another projection that derived events. Only the projections
-    that fold the types appended wake, and a wake-up for events the projection's last page already
-    passed is dropped: a page with nothing to fold is still a transaction of round trips, and a commit
-    can reach the database before the committing task tells anyone. The idle poll finds what other
-    replicas and processes append."""
+    A projection's loop reads pages while they come full, then sleeps until it is nudged: by the
+    recorder after local appends, and by another projection that derived events, each naming the event
+    types appended, so that only the projections that fold them wake (a page with nothing to fold is
+    still a transaction of round trips). The idle poll finds what other replicas and processes
+    append."""
 
     def __init__(self, engine: AsyncEngine, projections: Sequence[Projection], size: PageSize,
                  idle_poll_seconds: float, telemetry: Telemetry | None = None) -> None:  # fmt: skip
@@ -314,23 +298,20 @@ class ProjectionRunner:
         self._size = size
         self._followers: dict[str, list[Callable[[], None]]] = {}
         self._loops = {p.name: Loop(f"projection {p.name}", self._pages_of(p), idle_poll_seconds) for p in projections}
-        self._folding: dict[str, list[str]] = {}  # event type -> the projections that fold it
+        self._folding: dict[str, list[Loop]] = {}
         for projection in projections:
             for event_type in projection.event_types:
-                self._folding.setdefault(event_type, []).append(projection.name)
-        # Per projection, the wake-ups since its current page began: the furthest event they were for,
-        # or None when that is not known (the page read after them decides).
-        self._woken_for: dict[str, Checkpoint | None] = {}
+                self._folding.setdefault(event_type, []).append(self._loops[projection.name])
 
-    def nudge(self) -> None:
-        """Wake every projection."""
-        for name in self._loops:
-            self._wake(name, None)
-
-    def appended(self, appended: Appended) -> None:
-        """Wake the projections that fold what `appended` recorded (called once it committed)."""
-        for name in {name for event_type in appended.types for name in self._folding.get(event_type, ())}:
-            self._wake(name, appended.last)
+    def nudge(self, event_types: Iterable[str] | None = None) -> None:
+        """Wake the projections that fold any of `event_types` (every projection when None)."""
+        if event_types is None:
+            for loop in self._loops.values():
+                loop.nudge()
+            return
+        for event_type in event_types:
+            for loop in self._folding.get(event_type, ()):
+                loop.nudge()
 
     def stop(self) -> None:
         for loop in self._loops.values():
@@ -344,34 +325,16 @@ class ProjectionRunner:
         projection): a wake-up instead of the follower's next poll."""
         self._followers.setdefault(projection, []).append(wake)
 
-    def _wake(self, name: str, up_to: Checkpoint | None) -> None:
-        if name in self._woken_for:
-            known = self._woken_for[name]
-            up_to = None if known is None or up_to is None else max(known, up_to)
-        self._woken_for[name] = up_to
-        self._loops[name].nudge()
-
     def _pages_of(self, projection: Projection) -> Callable[[], Awaitable[bool]]:
-        name = projection.name
-
         async def apply_one() -> bool:
             """True when there may be more to apply right away: the page applied events and was not
             the last below the fence."""
-            self._woken_for.pop(name, None)  # this page reads whatever they were for
             applied = await apply_a_page(self._engine, projection, self._size, self._telemetry)
-            if applied is None:
+            if not applied or not applied.events:
                 return False
-            if applied.events:
-                self.appended(applied.derived)
-                for wake in self._followers.get(name, ()):
-                    wake()
-            if applied.events and not applied.complete:
-                return True
-            if name in self._woken_for:
-                up_to = self._woken_for[name]
-                if up_to is not None and up_to <= applied.checkpoint:  # committed before this page's fence
-                    del self._woken_for[name]
-                    self._loops[name].forget_nudges()
-            return False
+            self.nudge(applied.derived_types)
+            for wake in self._followers.get(projection.name, ()):
+                wake()
+            return not applied.complete
 
         return apply_one

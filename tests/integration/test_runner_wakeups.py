@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from events.recorded import NewEvent, RecordedEvent
 from service import runner
-from service.eventstore import Appended, PageSize, append
+from service.eventstore import PageSize, append_events
 from service.recorder import Recorder
 from service.runner import PageApplied, Projection, ProjectionRunner
 from tests.support import eventually
@@ -103,8 +103,8 @@ async def test_a_nudge_wakes_the_projections_that_fold_what_was_appended_and_no_
         await eventually(lambda: _counts(reads, names), lambda counts: counts == (1, 1, 1))  # one read at start
 
         async with engine.begin() as conn:
-            pings_appended = await append(conn, [_event("test.ping", 1), _event("test.ping", 2)])
-        projection_runner.appended(pings_appended)
+            await append_events(conn, [_event("test.ping", 1), _event("test.ping", 2)])
+        projection_runner.nudge({"test.ping"})
 
         # The pongs the pings projection derived wake the pongs projection: its idle poll is minutes away.
         await eventually(lambda: _seen(pings, pongs), lambda seen: seen == (2, 2), timeout=10)
@@ -115,7 +115,7 @@ async def test_a_nudge_wakes_the_projections_that_fold_what_was_appended_and_no_
 
 
 async def test_the_recorder_names_only_the_types_it_recorded_now(engine: AsyncEngine) -> None:
-    told: list[Appended] = []
+    told: list[frozenset[str]] = []
     recorder = Recorder(engine, on_committed=told.append)
     recorder.start()
     try:
@@ -125,61 +125,7 @@ async def test_the_recorder_names_only_the_types_it_recorded_now(engine: AsyncEn
         assert await recorder.record(_event("test.other", 2)) is True
     finally:
         await recorder.stop()
-    assert [appended.types for appended in told] == [frozenset({"test.ping"}), frozenset({"test.other"})]
-    first, second = (appended.last for appended in told)
-    assert first is not None
-    assert second is not None
-    assert first < second
-
-
-class Gated:
-    """Folds gate events; its first page with events waits to be let through."""
-
-    name = f"test_gated_{uuid.uuid4().hex[:6]}"
-    event_types = ("test.gate",)
-    derives_events = False
-    tables: Sequence[str] = ()
-
-    def __init__(self) -> None:
-        self.seen: list[int] = []
-        self.folding, self.let_through = asyncio.Event(), asyncio.Event()
-
-    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
-        self.folding.set()
-        await self.let_through.wait()
-        self.seen.extend(e.position for e in events)
-        return ()
-
-
-async def test_a_wake_up_for_events_the_page_already_read_is_dropped_and_one_for_later_events_is_not(
-    engine: AsyncEngine, reads: collections.Counter[str]
-) -> None:
-    """A commit reaches the database before the committing task tells the runner: a page that began
-    in between reads the events, and the wake-up that follows must not cost another read."""
-    gated = Gated()
-    async with running(engine, [gated]) as projection_runner:
-        await eventually(lambda: _counts(reads, [gated.name]), lambda counts: counts == (1,))
-        async with engine.begin() as conn:
-            first = await append(conn, [_event("test.gate", 1)])
-        async with engine.begin() as conn:
-            told_late = await append(conn, [_event("test.gate", 2)])
-        projection_runner.appended(first)
-        await asyncio.wait_for(gated.folding.wait(), timeout=10)
-        projection_runner.appended(told_late)  # committed before the page's fence: the page has it
-        gated.let_through.set()
-        await eventually(lambda: _gated_seen(gated), lambda seen: seen == 2)
-        await asyncio.sleep(0.5)
-        assert await _counts(reads, [gated.name]) == (2,), "read again for events it had read"
-
-        async with engine.begin() as conn:
-            later = await append(conn, [_event("test.gate", 3)])
-        projection_runner.appended(later)
-        await eventually(lambda: _gated_seen(gated), lambda seen: seen == 3)
-        assert await _counts(reads, [gated.name]) == (3,)
-
-
-async def _gated_seen(gated: Gated) -> int:
-    return len(gated.seen)
+    assert told == [frozenset({"test.ping"}), frozenset({"test.other"})]
 
 
 async def _counts(reads: collections.Counter[str], names: Sequence[str]) -> tuple[int, ...]:
