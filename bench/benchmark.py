@@ -26,7 +26,7 @@ from bench.growth import growth
 from bench.passes import HELD_TUNINGS, HeldFigures, LiveFigures, held, live, stage
 from bench.report import Json, WorkloadResults, floors_json, workload_json
 from bench.sandbox import REPOSITORY, sandbox
-from bench.soak import soak
+from bench.soak import SHARE_OF_MAXIMUM, soak
 from bench.workloads import standard_workloads
 
 
@@ -41,6 +41,7 @@ class Options:
     mixed: int
     growth_events: list[int] | None  # None: no growth steps
     soak_minutes: float | None  # None: no soak
+    soak_rate: float | None  # events a second; None: 70 % of what (d) measured
     wait_limit: float  # seconds any one wait may take before the run fails
     quick: bool
 
@@ -103,7 +104,8 @@ async def benchmark(options: Options, log_dir: Path) -> Json:
             if options.soak_minutes:
                 progress(f"soak: {options.soak_minutes:g} minutes of the mixed stream")
                 maximum = document["workloads"]["d"]["end_to_end"]["value"]
-                document["soak"] = await soak(live_stage, options.soak_minutes, maximum, options.seed,
+                rate = options.soak_rate or SHARE_OF_MAXIMUM * maximum
+                document["soak"] = await soak(live_stage, options.soak_minutes, rate, options.seed,
                                               brokers["d"].round_trips)  # fmt: skip
             if options.growth_events:
                 progress(f"growth: (a) with {', '.join(f'{n:,}' for n in options.growth_events)} events in the log")

@@ -66,8 +66,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--growth-events", type=_counts, metavar="N,N",
                    help="log sizes for --growth (default 1000000,5000000; with --quick 10000,50000)")  # fmt: skip
     p.add_argument("--soak", type=_minutes, metavar="MINUTES",
-                   help="also send the mixed stream at 70%% of the rate measured for (d) for MINUTES; latency and "
-                        "memory at its start and end")  # fmt: skip
+                   help="also send the mixed stream at 70%% of the rate measured for (d) for MINUTES; latency, "
+                        "memory and CPU at its start and end")  # fmt: skip
+    p.add_argument("--soak-rate", type=_minutes, metavar="EVENTS_PER_SECOND",
+                   help="send the soak at this rate instead of 70%% of (d)'s: the same load for two versions "
+                        "compared")  # fmt: skip
     p.add_argument("--results-dir", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
     p.add_argument("--timeout", type=_minutes, default=600.0, metavar="SECONDS",
                    help="the longest any one wait may take before the run fails (default 600)")  # fmt: skip
@@ -89,6 +92,7 @@ def options_from(args: argparse.Namespace) -> Options:
         mixed=args.mixed or MIXED[size],
         growth_events=(args.growth_events or GROWTH_EVENTS[size]) if args.growth else None,
         soak_minutes=args.soak,
+        soak_rate=args.soak_rate,
         wait_limit=args.timeout,
         quick=args.quick,
     )
@@ -96,6 +100,8 @@ def options_from(args: argparse.Namespace) -> Options:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    if args.soak_rate and not args.soak:
+        parser().error("--soak-rate needs --soak MINUTES")
     try:
         options = options_from(args)
     except ValidationError as exc:

@@ -193,7 +193,14 @@ def _soak_rows(soak: Json) -> list[tuple[str, str]]:
         ("  visible p99 ms, start → end", start_to_end("visible_p99")),
         ("  task p99 ms, start → end", start_to_end("task_p99")),
         ("  RSS MiB, start → end", start_to_end("rss")),
+        *_cpu_per_message(soak.get("cpu_ms_per_message")),
     ]
+
+
+def _cpu_per_message(cpu: Json | None) -> list[tuple[str, str]]:
+    if not cpu:  # a result written before the soak measured it
+        return []
+    return [("  CPU ms a message: svc/pg/mq", f"{cpu['service']:.2f}/{cpu['postgres']:.2f}/{cpu['rabbitmq']:.2f}")]
 
 
 def _rows(document: Json) -> Rows:

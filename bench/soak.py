@@ -1,5 +1,6 @@
-"""--soak MINUTES: the mixed stream at 70 % of the rate the live pass measured for (d), for MINUTES, with
-latency and memory at the start and at the end: a leak or a slow build-up shows as the difference."""
+"""--soak MINUTES: the mixed stream at 70 % of the rate the live pass measured for (d) (or at
+--soak-rate), for MINUTES, with latency and memory at the start and at the end (a leak or a slow
+build-up shows as the difference), and the CPU it took per message."""
 
 from __future__ import annotations
 
@@ -24,14 +25,17 @@ async def _sample_rss(pid: int, samples: list[tuple[float, int]]) -> None:
         await asyncio.sleep(RSS_EVERY_SECONDS)
 
 
+def _per_message(cpu_seconds: dict[str, float], messages: int) -> dict[str, float]:
+    return {group: round(1000 * seconds / messages, 3) for group, seconds in cpu_seconds.items()}
+
+
 def _p99(latencies: Sequence[Latency], round_trips: Sequence[float]) -> Json:
     figure = latency(latencies, round_trips)
     value, ratio = figure["value"], figure["ratio"]
     return {**figure, "value": value and value["p99"], "floor": figure["floor"]["p99"], "ratio": ratio and ratio["p99"]}
 
 
-async def soak(stage: Stage, minutes: float, maximum_rate: float, seed: int, round_trips: Sequence[float]) -> Json:
-    rate = SHARE_OF_MAXIMUM * maximum_rate
+async def soak(stage: Stage, minutes: float, rate: float, seed: int, round_trips: Sequence[float]) -> Json:
     duration = minutes * 60
     workload = mixed(seed + SEED_OFFSET, max(int(rate * duration), 1))
     window = min(60.0, duration / 5)  # "start" and "end": the first and the last minute (a fifth when shorter)
@@ -61,4 +65,6 @@ async def soak(stage: Stage, minutes: float, maximum_rate: float, seed: int, rou
         "rss_start": memory(at_start, stage.idle_rss_kib, "VmRSS at the end of the first window"),
         "rss_end": memory(sending[-1], stage.idle_rss_kib, "VmRSS at the last publish"),
         "peak_rss": peak_memory(figures, stage.idle_rss_kib),
+        # first publish → settled, per message sent: what a steady load costs, whatever the latencies
+        "cpu_ms_per_message": _per_message(figures.cpu_seconds, len(workload.messages)),
     }
