@@ -129,19 +129,30 @@ def build_service(settings: Settings, projections: Sequence[Projection] | None =
         service.dispatcher = Dispatcher(engine, settings, telemetry=telemetry)
         relay = service.relay = OutboxRelay(engine, settings.amqp_url, topology.chatbot.name, telemetry=telemetry)
         await relay.connect()
-        relay_loop = Loop("relay", lambda: _did(relay.relay_once()), settings.chatbot_poll_seconds)
+        runner = service.runner
+        assert runner is not None
+
+        # Whoever appends wakes the projections that fold it (the chatbot projection folds the
+        # dispatcher's and the relay's events): a page it read while their transaction held the fence
+        # found nothing, and would otherwise wait for its idle poll.
+        async def relay_pass() -> bool:
+            report = await relay.relay_once()
+            runner.nudge(report.appended_types)
+            return _went_out(report)
+
+        relay_loop = Loop("relay", relay_pass, settings.chatbot_poll_seconds)
 
         async def dispatch() -> bool:
             assert service.dispatcher is not None
             report = await service.dispatcher.dispatch_once()
             if report.issued or report.retried:
                 relay_loop.nudge()
+            runner.nudge(report.appended_types)
             return report.total > 0
 
         dispatcher_loop = Loop("dispatcher", dispatch, settings.chatbot_poll_seconds)
-        assert service.runner is not None
         # A schedule the chatbot projection just made due is dispatched now, not at the next poll.
-        service.runner.wake_after("chatbot", dispatcher_loop.nudge)
+        runner.wake_after("chatbot", dispatcher_loop.nudge)
         chatbot_loops = [dispatcher_loop, relay_loop]
         service.loops.extend(chatbot_loops)
         service.tasks.extend(asyncio.create_task(loop.run(), name=loop.name) for loop in chatbot_loops)
@@ -254,11 +265,10 @@ async def connect_at_start(connect: Callable[[], Awaitable[object]], amqp_url: s
             delay = min(delay * 2, 5.0)
 
 
-async def _did(report: Awaitable[RelayReport]) -> bool:
+def _went_out(report: RelayReport) -> bool:
     """Busy (run again at once) only when something went out: a pass that only failed waits a poll,
     or a broker outage would turn the relay into a hot loop."""
-    result = await report
-    return result.published > 0
+    return report.published > 0
 
 
 async def delivered_as_is(message: StreamMessage[Any]) -> StreamMessage[Any]:

@@ -153,6 +153,13 @@ class DispatchReport:
     def total(self) -> int:
         return self.issued + self.deferred + self.retried
 
+    @property
+    def appended_types(self) -> frozenset[str]:
+        """The types of the events the pass appended, for the projections that fold them."""
+        counts = ((ChatbotTaskIssued, self.issued), (ChatbotDispatchDeferred, self.deferred),
+                  (ChatbotRetryIssued, self.retried))  # fmt: skip
+        return frozenset(kind.type_name for kind, count in counts if count)
+
 
 class Dispatcher:
     def __init__(self, engine: AsyncEngine, settings: Settings, clock: Clock = utc_now, batch: int = 100,

@@ -68,6 +68,7 @@ _PUBLISHED = text("""
 _FAILED = text("""
     UPDATE eventstore.chatbot_outbox SET attempts = attempts + 1, next_attempt_at = :retry_at, last_error = :error
     WHERE task_id = :task_id AND publication = :publication
+      AND published_at IS NULL  -- another replica may have published it once this one's lease lapsed
 """)
 
 
@@ -80,6 +81,11 @@ def backoff(attempts: int) -> timedelta:
 class RelayReport:
     published: int = 0
     failed: int = 0
+
+    @property
+    def appended_types(self) -> frozenset[str]:
+        """The types of the events the pass appended, for the projections that fold them."""
+        return frozenset({ChatbotTaskPublished.type_name}) if self.published else frozenset()
 
 
 def _failures_to_record(

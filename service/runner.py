@@ -64,11 +64,16 @@ class Projection(Protocol):
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]: ...
 
 
+class UndeclaredDerivation(TypeError):
+    """The projection's code is at fault, not an event: raised as it is, never isolated into quarantine."""
+
+
 async def _apply(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]) -> frozenset[str]:
     """Apply a page and append what it derived; the types of the derived events."""
     derived = await projection.apply(conn, events)
     if derived and not projection.derives_events:
-        raise TypeError(f"projection {projection.name} derived events but says it derives none (derives_events)")
+        raise UndeclaredDerivation(f"projection {projection.name} derived events but says it derives none "
+                                   "(derives_events)")  # fmt: skip
     if derived:  # deterministic ids: re-deriving them (a rebuild, a retried page) appends nothing
         await append_events(conn, derived)
     return frozenset(event.event_type for event in derived)
@@ -92,7 +97,7 @@ async def _apply_one_at_a_time(
             async with conn.begin_nested():
                 derived |= await _apply(conn, projection, [event])
         except Exception as exc:
-            if is_transient(exc):
+            if is_transient(exc) or isinstance(exc, UndeclaredDerivation):
                 raise
             failed.append(Unfoldable(event, exc))
     return failed, derived
@@ -175,7 +180,7 @@ async def apply_a_page(engine: AsyncEngine, projection: Projection, size: PageSi
     try:
         return await _apply_next_page(engine, projection, size, telemetry)
     except Exception as exc:
-        if is_transient(exc):
+        if is_transient(exc) or isinstance(exc, UndeclaredDerivation):
             raise
         failure = exc
     # Not on the happy path: savepoints cost round trips, so only a failed page pays for them.
@@ -239,7 +244,8 @@ async def rebuild(engine: AsyncEngine, projection: Projection, size: PageSize = 
     """
     total = 0
     async with engine.begin() as conn:
-        await begin_appending(conn)
+        if projection.derives_events:  # otherwise the replay appends nothing, and holds no reader back
+            await begin_appending(conn)
         await conn.execute(_ENSURE, {"name": projection.name})
         await conn.execute(_LOCK_WAIT, {"name": projection.name})
         if projection.tables:
@@ -265,7 +271,7 @@ async def _rebuild_page(conn: AsyncConnection, projection: Projection, events: S
         async with conn.begin_nested():
             await _apply(conn, projection, events)
     except Exception as exc:
-        if is_transient(exc):
+        if is_transient(exc) or isinstance(exc, UndeclaredDerivation):
             raise
         await _apply_isolating(conn, projection, events, exc)
 

@@ -158,11 +158,23 @@ class Undeclared:
     tables: Sequence[str] = ()
 
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
-        return [NewEvent(stream_id="derived", event_type="test.derived", data={}, metadata={})]
+        """Derives from the second ping only: one event at a time, the first would pass."""
+        if any(event.data["n"] == 2 for event in events):
+            return [NewEvent(stream_id="derived", event_type="test.derived", data={}, metadata={})]
+        return ()
 
 
-async def test_a_projection_that_says_it_derives_nothing_cannot_append(engine: AsyncEngine) -> None:
+async def test_a_projection_that_says_it_derives_nothing_cannot_append_nor_quarantine_its_events(
+    engine: AsyncEngine,
+) -> None:
+    """The projection's code is at fault: the page fails as a whole, every time, and nothing is set aside."""
     async with engine.begin() as conn:
-        await append_events(conn, [ping(1)])
-    with pytest.raises(TypeError, match="projection test_undeclared derived events but says it derives none"):
-        await apply_next_page(engine, Undeclared())
+        await append_events(conn, [ping(1), ping(2)])
+    for _ in range(2):
+        with pytest.raises(TypeError, match="projection test_undeclared derived events but says it derives none"):
+            await apply_next_page(engine, Undeclared())
+    async with engine.connect() as conn:
+        quarantined = await conn.execute(
+            text("SELECT count(*) FROM projections.quarantined_events WHERE projection = 'test_undeclared'")
+        )
+        assert quarantined.scalar_one() == 0
