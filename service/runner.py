@@ -144,7 +144,8 @@ _SAVE = text("""
 
 async def lock_checkpoint(conn: AsyncConnection, name: str) -> Checkpoint | None:
     """The projection's checkpoint, locked for this transaction; None when another worker holds it.
-    The row is created the first time (a round trip only then: every page comes here)."""
+    The row is created the first time. Every page comes here, so the usual case is one round trip;
+    a missing row, or one another worker holds, costs two more."""
     row = (await conn.execute(_LOCK, {"name": name})).first()
     if row is None:  # held by another worker, or not there yet
         await conn.execute(_ENSURE, {"name": name})
