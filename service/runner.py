@@ -37,21 +37,18 @@ from service.eventstore import (
     take_fence,
 )
 from service.loops import Loop
+from service.progress import Folding
 from service.telemetry import Telemetry, links_to
 
 log = structlog.get_logger("sample_ledger.runner")
 
 
-class Projection(Protocol):
-    """A read model: its name, the event types it folds, the tables a rebuild empties.
+class Projection(Folding, Protocol):
+    """A read model: its name and the event types it folds (`Folding`), the tables a rebuild empties.
 
     `apply` writes the projection's own rows and returns the events it derived; the runner appends
     those in the same transaction, so a projection never writes to the log itself."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def event_types(self) -> Sequence[str]: ...
     @property
     def derives_events(self) -> bool:
         """Whether `apply` may return events. A projection that never does reads its pages without
@@ -66,6 +63,11 @@ class Projection(Protocol):
 
 class UndeclaredDerivation(TypeError):
     """The projection's code is at fault, not an event: raised as it is, never isolated into quarantine."""
+
+
+def _not_the_events_fault(exc: BaseException) -> bool:
+    """An outage, or a projection that broke its own contract: folding event by event would not help."""
+    return is_transient(exc) or isinstance(exc, UndeclaredDerivation)
 
 
 async def _apply(conn: AsyncConnection, projection: Projection, events: Sequence[RecordedEvent]) -> frozenset[str]:
@@ -97,7 +99,7 @@ async def _apply_one_at_a_time(
             async with conn.begin_nested():
                 derived |= await _apply(conn, projection, [event])
         except Exception as exc:
-            if is_transient(exc) or isinstance(exc, UndeclaredDerivation):
+            if _not_the_events_fault(exc):
                 raise
             failed.append(Unfoldable(event, exc))
     return failed, derived
@@ -181,7 +183,7 @@ async def apply_a_page(engine: AsyncEngine, projection: Projection, size: PageSi
     try:
         return await _apply_next_page(engine, projection, size, telemetry)
     except Exception as exc:
-        if is_transient(exc) or isinstance(exc, UndeclaredDerivation):
+        if _not_the_events_fault(exc):
             raise
         failure = exc
     # Not on the happy path: savepoints cost round trips, so only a failed page pays for them.
@@ -272,7 +274,7 @@ async def _rebuild_page(conn: AsyncConnection, projection: Projection, events: S
         async with conn.begin_nested():
             await _apply(conn, projection, events)
     except Exception as exc:
-        if is_transient(exc) or isinstance(exc, UndeclaredDerivation):
+        if _not_the_events_fault(exc):
             raise
         await _apply_isolating(conn, projection, events, exc)
 
@@ -310,12 +312,8 @@ class ProjectionRunner:
             for event_type in projection.event_types:
                 self._folding.setdefault(event_type, []).append(self._loops[projection.name])
 
-    def nudge(self, event_types: Iterable[str] | None = None) -> None:
-        """Wake the projections that fold any of `event_types` (every projection when None)."""
-        if event_types is None:
-            for loop in self._loops.values():
-                loop.nudge()
-            return
+    def nudge(self, event_types: Iterable[str]) -> None:
+        """Wake the projections that fold any of `event_types`."""
         for event_type in event_types:
             for loop in self._folding.get(event_type, ()):
                 loop.nudge()

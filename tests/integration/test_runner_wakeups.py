@@ -28,45 +28,24 @@ def _event(event_type: str, n: int | str, dedupe_key: str | None = None) -> NewE
                     dedupe_key=dedupe_key)  # fmt: skip
 
 
-class Pings:
-    """Folds pings, and derives a pong from each."""
+class Folds:
+    """Remembers the events of its type it was given; `derives`: a type it derives one event of from each."""
 
-    name = f"test_pings_{uuid.uuid4().hex[:6]}"
-    event_types = ("test.ping",)
-    derives_events = True
     tables: Sequence[str] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, event_type: str, derives: str | None = None) -> None:
+        self.name = f"test_{event_type.removeprefix('test.')}s_{uuid.uuid4().hex[:6]}"
+        self.event_types = (event_type,)
+        self.derives_events = derives is not None
+        self._derives = derives
         self.seen: list[int] = []
 
     async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
         self.seen.extend(e.position for e in events)
-        return [NewEvent(stream_id=f"pong-{e.event_id}", event_type="test.pong", data={}, metadata={},
-                         event_id=uuid.uuid5(e.event_id, "pong")) for e in events]  # fmt: skip
-
-
-class Pongs:
-    name = f"test_pongs_{uuid.uuid4().hex[:6]}"
-    event_types = ("test.pong",)
-    derives_events = False
-    tables: Sequence[str] = ()
-
-    def __init__(self) -> None:
-        self.seen: list[int] = []
-
-    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
-        self.seen.extend(e.position for e in events)
-        return ()
-
-
-class Bystander:
-    name = f"test_bystander_{uuid.uuid4().hex[:6]}"
-    event_types = ("test.other",)
-    derives_events = False
-    tables: Sequence[str] = ()
-
-    async def apply(self, conn: AsyncConnection, events: Sequence[RecordedEvent]) -> Sequence[NewEvent]:
-        return ()
+        if self._derives is None:
+            return ()
+        return [NewEvent(stream_id=f"{self._derives}-{e.event_id}", event_type=self._derives, data={}, metadata={},
+                         event_id=uuid.uuid5(e.event_id, self._derives)) for e in events]  # fmt: skip
 
 
 @pytest.fixture
@@ -97,7 +76,7 @@ async def running(engine: AsyncEngine, projections: Sequence[Projection]) -> Asy
 async def test_a_nudge_wakes_the_projections_that_fold_what_was_appended_and_no_other(
     engine: AsyncEngine, reads: collections.Counter[str]
 ) -> None:
-    pings, pongs, bystander = Pings(), Pongs(), Bystander()
+    pings, pongs, bystander = Folds("test.ping", derives="test.pong"), Folds("test.pong"), Folds("test.other")
     async with running(engine, [pings, pongs, bystander]) as projection_runner:
         names = (pings.name, pongs.name, bystander.name)
         await eventually(lambda: _counts(reads, names), lambda counts: counts == (1, 1, 1))  # one read at start
@@ -132,5 +111,5 @@ async def _counts(reads: collections.Counter[str], names: Sequence[str]) -> tupl
     return tuple(reads[name] for name in names)
 
 
-async def _seen(pings: Pings, pongs: Pongs) -> tuple[int, int]:
+async def _seen(pings: Folds, pongs: Folds) -> tuple[int, int]:
     return len(pings.seen), len(pongs.seen)
