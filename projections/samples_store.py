@@ -171,17 +171,25 @@ async def insert_crawl_batches(conn: AsyncConnection, rows: Sequence[dict[str, A
         await conn.execute(_INSERT_BATCH, list(rows))
 
 
-_JOIN = """
-    {column} = ANY(CAST(:apps AS text[]))
-    OR (platform_product_id, platform_creator_id) IN (
-        SELECT p, c FROM unnest(CAST(:pids AS text[]), CAST(:cids AS text[])) AS u(p, c))
-"""
+def _joining(table: str, key: str) -> str:
+    """SQL: the rows of `table` (by its unique `key`) that a webhook joins, by application id or by
+    (product id, creator id). One index scan for each join key: written as one WHERE with an OR of the
+    two, PostgreSQL read the whole table for every page with a webhook in it (12 ms at 20,000 samples,
+    growing with every sample)."""
+    return f"""{key} IN (
+        SELECT {key} FROM {table} WHERE application_id = ANY(CAST(:apps AS text[]))
+        UNION ALL
+        SELECT t.{key} FROM {table} AS t
+        JOIN unnest(CAST(:pids AS text[]), CAST(:cids AS text[])) AS u(p, c)
+            ON t.platform_product_id = u.p AND t.platform_creator_id = u.c)"""
+
+
 _LOAD_JOINED = text(
-    f"SELECT {', '.join(STATE_COLUMNS)} FROM projections.samples WHERE " + _JOIN.format(column="application_id")
+    f"SELECT {', '.join(STATE_COLUMNS)} FROM projections.samples WHERE {_joining('projections.samples', 'sample_id')}"
 )
 _LOAD_WAITING = text(
     "SELECT event_position, application_id, platform_product_id, platform_creator_id, status, cancel_reason, "
-    "observed_at FROM projections.pending_webhooks WHERE " + _JOIN.format(column="application_id")
+    f"observed_at FROM projections.pending_webhooks WHERE {_joining('projections.pending_webhooks', 'event_position')}"
 )
 _INSERT_WEBHOOK = text("""
     INSERT INTO projections.webhooks
