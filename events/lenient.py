@@ -23,6 +23,9 @@ DECIMAL_POINT_REGIONS = frozenset({"US", "GB", "IE", "MX", "TH", "MY", "PH", "SG
 # "p... 597.30" end or start their number where the digits do.
 _NUMBER = re.compile(r"-?[0-9](?:[0-9]|[., ](?=[0-9]))*")
 _SEPARATOR = re.compile(r"[., ]")
+# Digits, one decimal point, digits: read the same by the general rules below in a decimal-point region,
+# and the commonest shape after plain digits, so it skips them.
+_PLAIN_DECIMAL_POINT = re.compile(r"[0-9]+\.[0-9]+", re.ASCII)
 # No-break, narrow no-break and thin spaces group thousands (fr-FR writes "12\u202f400"); a space never marks decimals.
 _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
 _SUFFIX = {"k": Decimal(1_000), "m": Decimal(1_000_000), "b": Decimal(1_000_000_000)}
@@ -51,7 +54,17 @@ def parse_decimal(value: Any, region: str | None = None) -> Decimal | None:
         return Decimal(value)
     if isinstance(value, float):
         return Decimal(str(value))
-    text = str(value).strip().lower().replace("…", "...").translate(_SPACES)
+    text = str(value).strip()
+    if text.isascii() and text.isdigit():  # "853": the same number by every convention, and most counts
+        return Decimal(text)
+    if _region_code(region) in DECIMAL_POINT_REGIONS and _PLAIN_DECIMAL_POINT.fullmatch(text):  # "0.67" in MX
+        return Decimal(text)
+    return _read_text(text, region)
+
+
+def _read_text(text: str, region: str | None) -> Decimal | None:
+    """`parse_decimal` of a text, by the general rules (no shortcut)."""
+    text = text.lower().replace("…", "...").translate(_SPACES)
     match = _NUMBER.search(text)
     if not match:
         return None

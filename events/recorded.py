@@ -9,6 +9,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from events.identity import uuid5
 from events.model import DomainEvent
 from events.registry import event_from_data
 
@@ -82,9 +83,9 @@ def trace_context(metadata: Mapping[str, Any]) -> dict[str, str]:
 
 def derived_event_id(cause: uuid.UUID, name: str) -> uuid.UUID:
     """Derived events get ids from their cause, so re-deriving them (a rebuild) appends nothing new."""
-    return uuid.uuid5(cause, name)
+    return uuid5(cause, name)
 
 
 def decision_id(*parts: object) -> uuid.UUID:
     """A decision's id from its business key: the same decision can never be recorded twice."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, ":".join(str(p) for p in parts))
+    return uuid5(uuid.NAMESPACE_URL, ":".join(str(p) for p in parts))

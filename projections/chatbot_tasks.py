@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from uuid import NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL
 
 from events.chatbot_events import WorkerOutcome
+from events.identity import uuid5_text
 
 MAX_RETRIES = 2
 RETRY_DELAY = timedelta(hours=1)
@@ -19,7 +20,7 @@ RETRY_DELAY = timedelta(hours=1)
 
 def task_id(sample_id: str, scenario: str, run_no: int) -> str:
     """The same run of the same scenario always gets the same id."""
-    return str(uuid5(NAMESPACE_URL, f"chatbot-task:{sample_id}:{scenario}:{run_no}"))
+    return uuid5_text(NAMESPACE_URL, f"chatbot-task:{sample_id}:{scenario}:{run_no}")
 
 
 def next_publication(publications: int) -> int | None:

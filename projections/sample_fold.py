@@ -64,6 +64,7 @@ class SampleFold:
     waiting_added: set[int] = field(default_factory=set)
     waiting_done: set[int] = field(default_factory=set)
     derived: list[NewEvent] = field(default_factory=list)
+    derived_metadata: dict[int, dict[str, Any]] = field(default_factory=dict)  # per cause position
 
     def observe(self, event: RecordedEvent, obs: Observation) -> Outcome:
         """Apply one observation, then any webhook that was waiting for this sample."""
@@ -203,12 +204,14 @@ class SampleFold:
     def _derive(
         self, cause: RecordedEvent, name: str, event: SampleStatusChanged | SampleContentObserved | SampleHistoryRevised
     ) -> None:
-        metadata = {
-            "causation_id": str(cause.event_id),
-            "correlation_id": cause.metadata.get("correlation_id"),
-            "source": cause.metadata.get("source"),
-            **trace_context(cause.metadata),  # absent, not null, when the cause has none
-        }
+        metadata = self.derived_metadata.get(cause.position)
+        if metadata is None:  # one per cause, shared by what it derives (a crawl batch derives dozens); never mutated
+            metadata = self.derived_metadata[cause.position] = {
+                "causation_id": str(cause.event_id),
+                "correlation_id": cause.metadata.get("correlation_id"),
+                "source": cause.metadata.get("source"),
+                **trace_context(cause.metadata),  # absent, not null, when the cause has none
+            }
         self.derived.append(NewEvent.of(event, stream_id=streams.sample(event.sample_id), metadata=metadata,
                                         event_id=derived_event_id(cause.event_id, name)))  # fmt: skip
 

@@ -9,6 +9,7 @@ value never overwrites a known one; content is changed only by a look at the con
 from __future__ import annotations
 
 import hashlib
+import operator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
@@ -74,8 +75,8 @@ class SampleState:
         """Hash of every projected fact except when the sample was seen: equal means nothing changed."""
         known: str | None = self.__dict__.get(_FINGERPRINT)
         if known is None:  # computed once per state: a page compares and writes it
-            parts = [f"{name}={getattr(self, name)!s}" for name in _FINGERPRINTED]
-            known = self.__dict__[_FINGERPRINT] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+            text = _FINGERPRINT_TEXT.format(*_fingerprinted_values(self))
+            known = self.__dict__[_FINGERPRINT] = hashlib.sha256(text.encode()).hexdigest()[:32]
         return known
 
     def evolve(self, **changes: Any) -> SampleState:
@@ -93,6 +94,10 @@ class SampleState:
 # Bookkeeping, not facts: when the sample was seen and when each fact was, and whether its sightings are kept.
 _NOT_FINGERPRINTED = ("first_seen_at", "last_seen_at", "fact_observed_at", "sightings_complete")
 _FINGERPRINTED = tuple(f.name for f in fields(SampleState) if f.name not in _NOT_FINGERPRINTED)
+# "name=str(value)|name=str(value)|…" in field order, the text stored fingerprints have always hashed;
+# one format call instead of a formatted string per field (a tenth of the samples fold's time).
+_FINGERPRINT_TEXT = "|".join(f"{name}={{!s}}" for name in _FINGERPRINTED)
+_fingerprinted_values = operator.attrgetter(*_FINGERPRINTED)
 _FIELD_NAMES = frozenset(f.name for f in fields(SampleState))
 _FINGERPRINT = "_fingerprint"  # where a state keeps its fingerprint once computed (not a field)
 

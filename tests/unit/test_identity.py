@@ -6,8 +6,10 @@ import re
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from events.identity import creator_key, sample_id
+from events.identity import creator_key, sample_id, uuid5, uuid5_text
 
 CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -104,3 +106,11 @@ def test_username_spellings_of_one_creator_give_one_sample() -> None:
 def test_a_blank_creator_id_gives_way_to_the_handle(blank: str) -> None:
     assert creator_key(blank, "@Studio.Ana") == "studio.ana"
     assert creator_key(f" 7492223334445556667{blank}", None) == "7492223334445556667"
+
+
+@given(namespace=st.uuids(), name=st.text())
+def test_the_fast_name_based_ids_are_the_standard_librarys(namespace: uuid.UUID, name: str) -> None:
+    expected = uuid.uuid5(namespace, name)
+    assert uuid5(namespace, name) == expected
+    assert uuid5_text(namespace, name) == str(expected)
+    assert CANONICAL_UUID.match(uuid5_text(namespace, name))

@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from events.keys import first, pick
-from events.lenient import clean_text, parse_bool, parse_count, parse_decimal, parse_rate, parse_utc
+from events.lenient import _read_text, clean_text, parse_bool, parse_count, parse_decimal, parse_rate, parse_utc
 
 
 @pytest.mark.parametrize(
@@ -296,3 +298,14 @@ def test_first_skips_missing_and_empty_values() -> None:
 def test_a_word_after_the_number_is_not_a_multiplier() -> None:
     assert parse_decimal("1.2 mil") == Decimal("1.2")
     assert parse_decimal("3 Mio") == Decimal("3")
+
+
+@given(
+    text=st.from_regex(r"\A\s?[0-9]{1,9}(\.[0-9]{1,5})?\s?\Z") | st.text(alphabet="0123456789.,", max_size=8),
+    region=st.sampled_from(["MX", "us", "FR", "DE", "", "ZZ", None]),
+)
+def test_the_shortcuts_for_plain_numbers_read_what_the_general_rules_read(text: str, region: str | None) -> None:
+    """Digits, and digits with one decimal point in a decimal-point region, skip the general reading:
+    the same number, written the same (str() is what fingerprints and rows carry)."""
+    expected = _read_text(text.strip(), region)
+    assert str(parse_decimal(text, region)) == str(expected)

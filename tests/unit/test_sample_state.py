@@ -232,6 +232,19 @@ def test_fingerprint_ignores_seen_times_but_not_facts() -> None:
     assert other_stock.fingerprint() != state.fingerprint()
 
 
+def test_fingerprint_is_the_stored_columns_formula() -> None:
+    """`projections.samples.fingerprint` is compared across rows written by every version: the
+    literal was computed by the version that first stored it, so a change of formula fails here."""
+    t = datetime(2026, 4, 20, 3, 15, 42, tzinfo=UTC)
+    state = SampleState(
+        sample_id="79e9539a-f194-57d0-a0bd-07d958aed6f6", region="MX", platform_product_id="1729487365012345678",
+        creator_key="7494011122233344455", first_seen_at=t, last_seen_at=t, platform_creator_id="7494011122233344455",
+        product_name="Set de brochas", stock=340, post_rate=Decimal("0.67"), is_showcase=True, status=Status.SHIPPED,
+        status_changed_at=t, status_observed_at=t, status_source="collector", content_count=1, content_observed_at=t,
+    )  # fmt: skip
+    assert state.fingerprint() == "bc6ad9dc7bf060914d86ab083d6a10a4"
+
+
 def test_a_collector_re_reading_every_fact_keeps_no_fact_times() -> None:
     facts = {"product_name": "Crema 50ml", "stock": 3}
     state = fold(obs(0, facts=facts), obs(10, facts=facts), obs(20, facts={**facts, "stock": 2})).state
