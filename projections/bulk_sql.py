@@ -22,6 +22,6 @@ def insert_from_rows(table: str, columns: Sequence[str]) -> str:
 
 
 def rows_param(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
-    """The `:rows` parameter. str() gives datetimes as PostgreSQL reads them ('2026-04-20
-    03:15:42+00:00') and Decimals exactly; a jsonb column takes the value itself, not its JSON text."""
-    return {"rows": json_text.dumps(rows)}
+    """The `:rows` parameter: datetimes in ISO 8601 and Decimals exactly, as PostgreSQL reads them into
+    the table's columns; a jsonb column takes the value itself, not its JSON text."""
+    return {"rows": json_text.dumps_rows(rows)}

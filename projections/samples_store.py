@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from events.statuses import Status
 from projections.bulk_sql import insert_from_rows, rows_param
 from projections.sample_replay import Sighting
-from projections.sample_state import SampleState
+from projections.sample_state import SampleState, moment_text
 
 STATE_COLUMNS = tuple(f.name for f in fields(SampleState))
 
@@ -92,7 +92,7 @@ def _sample_params(state: SampleState, position: int) -> dict[str, Any]:
     # Not dataclasses.asdict: it deep-copies every value, which cost a tenth of a page's fold.
     params = {column: getattr(state, column) for column in STATE_COLUMNS}
     params["status"] = state.status.value if state.status else None
-    params["fact_observed_at"] = {name: str(moment) for name, moment in state.fact_observed_at.items()}
+    params["fact_observed_at"] = {name: moment_text(moment) for name, moment in state.fact_observed_at.items()}
     params["fingerprint"] = state.fingerprint()
     params["last_event_position"] = position
     return params

@@ -56,6 +56,22 @@ def test_datetimes_are_written_as_postgresql_reads_them_not_as_iso_with_a_t() ->
     assert json_text.dumps({"at": datetime(2026, 4, 20, 3, 15, 42, tzinfo=UTC)}) == '{"at":"2026-04-20 03:15:42+00:00"}'
 
 
+@pytest.mark.parametrize("value", VALUES)
+def test_rows_are_written_as_any_value_is_but_for_their_times(value: Any) -> None:
+    if isinstance(value, dict) and "at" in value:
+        return  # the times: below
+    assert json.loads(json_text.dumps_rows(value)) == json.loads(standard(value))
+
+
+@pytest.mark.parametrize("moment", [datetime(2026, 4, 20, 3, 15, 42, tzinfo=UTC),
+                                    datetime(2026, 4, 20, 3, 15, 42, 123456, tzinfo=UTC),
+                                    datetime(2026, 4, 20, 3, 15, 42)])  # fmt: skip
+def test_the_times_of_rows_are_iso_8601_for_postgresql_to_parse_into_their_columns(moment: datetime) -> None:
+    written = json.loads(json_text.dumps_rows([{"at": moment, "n": 10**30}]))  # the standard library's path too
+    assert datetime.fromisoformat(written[0]["at"]) == moment
+    assert datetime.fromisoformat(json.loads(json_text.dumps_rows([{"at": moment}]))[0]["at"]) == moment
+
+
 def test_non_ascii_is_kept_as_it_is() -> None:
     assert json_text.dumps({"city": "São Paulo"}) == '{"city":"São Paulo"}'
 

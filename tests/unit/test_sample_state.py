@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ from projections.sample_state import (
     SampleState,
     apply_observation,
     merge_facts,
+    moment_text,
     new_sample,
 )
 
@@ -243,6 +244,13 @@ def test_fingerprint_is_the_stored_columns_formula() -> None:
         status_changed_at=t, status_observed_at=t, status_source="collector", content_count=1, content_observed_at=t,
     )  # fmt: skip
     assert state.fingerprint() == "bc6ad9dc7bf060914d86ab083d6a10a4"
+
+
+def test_a_moments_text_is_its_str_in_its_own_zone() -> None:
+    utc = datetime(2026, 4, 20, 3, 15, 42, 5, tzinfo=UTC)
+    same_instant = utc.astimezone(timezone(timedelta(hours=2)))
+    assert [moment_text(m) for m in (utc, same_instant, utc)] == [str(utc), str(same_instant), str(utc)]
+    assert moment_text(same_instant) == "2026-04-20 05:15:42.000005+02:00"
 
 
 def test_a_collector_re_reading_every_fact_keeps_no_fact_times() -> None:
