@@ -68,6 +68,13 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
                                json_serializer=json_text.dumps, json_deserializer=json_text.loads)  # fmt: skip
 
 
+def single_statements(engine: AsyncEngine) -> AsyncEngine:
+    """The engine (same pool) for work that is one statement: it commits on its own, so no BEGIN and
+    no COMMIT go to the server, two round trips fewer (the recorder's append, the relay's claim).
+    Anything of two statements or more that must hold together belongs in `engine.begin()`."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 async def ensure_database_exists(database_url: str) -> bool:
     """Create the database named in the URL when it is missing; True when it was created."""
     url = async_url(database_url)

@@ -27,6 +27,7 @@ from events.sample_events import SampleStatusChanged
 from projections.chatbot_messages import MessageContext, build_messages
 from projections.chatbot_tasks import next_publication, task_id
 from projections.chatbot_timing import after_quiet_hours, cap_window_start, dispatch_time, region_timezone
+from service.database import single_statements
 from service.eventstore import append_events, begin_appending
 from service.settings import Settings
 from service.telemetry import Telemetry
@@ -40,16 +41,23 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-_DUE = text("""
-    SELECT s.sample_id, s.scenario, s.due_at, s.run_count, s.region, s.platform_creator_id, s.updated_position
-    FROM projections.chatbot_schedules s
+_DUE_SCHEDULES = """
+    projections.chatbot_schedules s
     WHERE s.state = 'pending' AND s.due_at <= :now
       AND NOT EXISTS (SELECT 1 FROM eventstore.chatbot_outbox o      -- issued, not yet folded
                       WHERE o.sample_id = s.sample_id AND o.scenario = s.scenario AND o.run_no = s.run_count + 1)
+"""
+_DUE_RETRIES = "projections.chatbot_tasks t WHERE NOT t.closed AND t.retry_at <= :now"
+_DUE = text(f"""
+    SELECT s.sample_id, s.scenario, s.due_at, s.run_count, s.region, s.platform_creator_id, s.updated_position
+    FROM {_DUE_SCHEDULES}
     ORDER BY s.due_at
     LIMIT :limit
     FOR UPDATE OF s SKIP LOCKED
 """)
+# Before a pass opens its transaction: most wake-ups find nothing due, and a pass that finds nothing
+# was five round trips (begin, announce, schedules, retries, commit). One statement, no transaction.
+_ANYTHING_DUE = text(f"SELECT EXISTS (SELECT 1 FROM {_DUE_SCHEDULES}) OR EXISTS (SELECT 1 FROM {_DUE_RETRIES})")
 _RECENT = text("""
     SELECT platform_creator_id, created_at FROM eventstore.chatbot_outbox
     WHERE publication = 1 AND platform_creator_id = ANY(CAST(:creators AS text[])) AND created_at > :since
@@ -85,10 +93,9 @@ _OUTBOX = text("""
     ORDER BY t.task_id  -- a stable order between replicas
     ON CONFLICT DO NOTHING
 """)
-_RETRIES = text("""
+_RETRIES = text(f"""
     SELECT t.task_id, t.region, t.publications
-    FROM projections.chatbot_tasks t
-    WHERE NOT t.closed AND t.retry_at <= :now
+    FROM {_DUE_RETRIES}
     ORDER BY t.retry_at LIMIT :limit
     FOR UPDATE OF t SKIP LOCKED
 """)
@@ -165,6 +172,7 @@ class Dispatcher:
     def __init__(self, engine: AsyncEngine, settings: Settings, clock: Clock = utc_now, batch: int = 100,
                  telemetry: Telemetry | None = None) -> None:  # fmt: skip
         self._engine = engine
+        self._single_statements = single_statements(engine)
         self._settings = settings
         self._clock = clock
         self._batch = batch
@@ -173,6 +181,9 @@ class Dispatcher:
 
     async def dispatch_once(self) -> DispatchReport:
         now = self._clock()
+        async with self._single_statements.connect() as conn:
+            if not (await conn.execute(_ANYTHING_DUE, {"now": now})).scalar_one():
+                return DispatchReport()
         async with self._engine.begin() as conn:
             await begin_appending(conn)  # claiming schedules (FOR UPDATE) is a write, before the appends
             issued, deferred = await self._dispatch_due(conn, now)

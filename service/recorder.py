@@ -1,8 +1,9 @@
 """Group commit for inbound events: many deliveries, one transaction, then each handler acks its own.
 
 Handlers call `record()` and wait; a single writer task takes everything queued while the previous
-commit was in flight and appends it in one statement and one commit. If that transaction fails, the
-events are retried one by one so a single poison event fails alone.
+commit was in flight and appends it in one statement, which commits on its own (no BEGIN or COMMIT:
+a third of the round trips of a commit). If that statement fails, the events are retried one by one
+so a single poison event fails alone.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.recorded import NewEvent
+from service.database import single_statements
 from service.errors import describe, is_transient
 from service.eventstore import append_events
 
@@ -32,7 +34,7 @@ class Recorder:
     ) -> None:
         """`on_committed` is given the types of the events a commit recorded (not those that were
         already there), so that only the projections that fold them are woken."""
-        self._engine = engine
+        self._engine = single_statements(engine)
         self._on_committed = on_committed
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -82,7 +84,7 @@ class Recorder:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._engine.connect() as conn:  # the append is one statement: atomic, durable when it returns
                 flags = await append_events(conn, [event for event, _ in batch])
         except Exception as exc:
             if len(batch) == 1 or is_transient(exc):

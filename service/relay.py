@@ -31,9 +31,10 @@ from tenacity import AsyncRetrying, stop_after_delay, wait_exponential_jitter
 from events import streams
 from events.chatbot_events import ChatbotTaskPublished
 from events.recorded import NewEvent, decision_id
+from service.database import single_statements
 from service.dispatcher import Clock, utc_now
 from service.errors import describe
-from service.eventstore import append_events, begin_appending
+from service.eventstore import append_events
 from service.telemetry import Telemetry, current_trace_context, parent_from
 
 log = structlog.get_logger("sample_ledger.relay")
@@ -109,6 +110,7 @@ class OutboxRelay:
     def __init__(self, engine: AsyncEngine, amqp_url: str, exchange_name: str, clock: Clock = utc_now,
                  batch: int = 50, telemetry: Telemetry | None = None) -> None:  # fmt: skip
         self._engine = engine
+        self._single_statements = single_statements(engine)
         self._telemetry = telemetry or Telemetry.off()
         self._amqp_url = amqp_url
         self._exchange_name = exchange_name
@@ -136,7 +138,7 @@ class OutboxRelay:
         mark the confirmed ones in one statement: one round trip to the broker per batch, not per task,
         and no transaction open meanwhile."""
         now = self._clock()
-        async with self._engine.begin() as conn:  # appends nothing: it holds no reader back
+        async with self._single_statements.connect() as conn:  # one statement, committed at once; appends nothing
             claimed = await conn.execute(_CLAIM, {"now": now, "lease_until": now + CLAIM_LEASE, "limit": self._batch})
             rows = sorted(claimed.mappings().all(), key=lambda row: (row["created_at"], row["task_id"]))
         if not rows:
@@ -146,8 +148,7 @@ class OutboxRelay:
         failures = [(row, error) for row, error in zip(rows, errors, strict=True) if error is not None]
         to_record, not_sent = _failures_to_record(failures)
         async with self._engine.begin() as conn:
-            await begin_appending(conn)  # marking is a write, before the appends
-            if confirmed:
+            if confirmed:  # first: its append is the transaction's first write, which announces it as an appender
                 await self.mark_published(conn, confirmed, now)
             for row, error in to_record:
                 await self._failed(conn, row, now, error)
@@ -198,12 +199,15 @@ class OutboxRelay:
         return current_trace_context() if self._telemetry.enabled else {}
 
     async def mark_published(self, conn: AsyncConnection, rows: Sequence[Any], now: datetime) -> None:
-        await conn.execute(_PUBLISHED, {"now": now, **_keys(rows)})
+        """Record the publications, then mark the rows: the append comes first, as the transaction's
+        first write, so that it announces itself as an appender (the trigger does) with no statement of
+        its own, before anything else gives it a transaction id."""
         await append_events(conn, [NewEvent.of(
             published, stream_id=streams.chatbot_publication(published.task_id), metadata={"source": "relay"},
             event_id=decision_id(published.type_name, published.task_id, published.publication),
         ) for published in (ChatbotTaskPublished(task_id=r["task_id"], publication=r["publication"], at=now)
                             for r in rows)])  # fmt: skip
+        await conn.execute(_PUBLISHED, {"now": now, **_keys(rows)})
 
     async def _failed(self, conn: AsyncConnection, row: Any, now: datetime, exc: Exception) -> None:
         retry_at = now + backoff(row["attempts"])
