@@ -44,6 +44,7 @@ class Options:
     soak_rate: float | None  # events a second; None: 70 % of what (d) measured
     wait_limit: float  # seconds any one wait may take before the run fails
     quick: bool
+    replicas: int = 1  # service processes on each database
 
 
 def progress(line: str) -> None:
@@ -77,11 +78,12 @@ async def benchmark(options: Options, log_dir: Path) -> Json:
             progress(f"floors for ({w.key}) {w.title}")
             brokers[w.key] = await broker_floor(box.amqp_url, box.prefix, w)
             databases[w.key] = await database_floor(live_url, w)
-        async with stage(box, held_url, log_dir / "held.log", options.wait_limit, **HELD_TUNINGS) as held_stage:
+        async with stage(box, held_url, log_dir / "held.log", options.wait_limit, options.replicas,
+                         **HELD_TUNINGS) as held_stage:  # fmt: skip
             for w in workloads:
                 progress(f"held pass ({w.key}) {w.title}: ingest only, then catch-up only")
                 helds[w.key] = await held(held_stage, w)
-        async with stage(box, live_url, log_dir / "live.log", options.wait_limit) as live_stage:
+        async with stage(box, live_url, log_dir / "live.log", options.wait_limit, options.replicas) as live_stage:
             for w in workloads:
                 progress(f"live pass ({w.key}) {w.title}: end to end")
                 lives[w.key] = await live(live_stage, w)
@@ -95,6 +97,7 @@ async def benchmark(options: Options, log_dir: Path) -> Json:
                 "quick": options.quick,
                 "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "postgres": postgres},
                 "isolation": box.isolation,
+                "replicas": options.replicas,
                 "service": {"idle_rss_mib": round(live_stage.idle_rss_kib / 1024, 1), "logs": str(log_dir)},
                 "floors": {key: floors_json(r) for key, r in results.items()},
                 "workloads": {key: workload_json(r, live_stage.idle_rss_kib) for key, r in results.items()},

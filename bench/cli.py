@@ -71,6 +71,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--soak-rate", type=_minutes, metavar="EVENTS_PER_SECOND",
                    help="send the soak at this rate instead of 70%% of (d)'s: the same load for two versions "
                         "compared")  # fmt: skip
+    p.add_argument("--replicas", type=_positive, default=1,
+                   help="service processes on each database (default 1): they share the inbound queues, and "
+                        "each projection is folded by one of them at a time; CPU counts them all, memory is "
+                        "the largest one's")  # fmt: skip
     p.add_argument("--results-dir", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
     p.add_argument("--timeout", type=_minutes, default=600.0, metavar="SECONDS",
                    help="the longest any one wait may take before the run fails (default 600)")  # fmt: skip
@@ -95,6 +99,7 @@ def options_from(args: argparse.Namespace) -> Options:
         soak_rate=args.soak_rate,
         wait_limit=args.timeout,
         quick=args.quick,
+        replicas=args.replicas,
     )
 
 

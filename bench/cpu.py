@@ -5,14 +5,15 @@ cores). From /proc/<pid>/stat, so approximate: a process that ended in between i
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
 GROUPS = ("service", "postgres", "rabbitmq", "benchmark", "other")
 
 
-def _group(pid: int, command: str, service_pid: int) -> str:
-    if pid == service_pid:
+def _group(pid: int, command: str, service_pids: Collection[int]) -> str:
+    if pid in service_pids:
         return "service"
     if pid == os.getpid():
         return "benchmark"
@@ -23,8 +24,9 @@ def _group(pid: int, command: str, service_pid: int) -> str:
     return "other"
 
 
-def cpu_seconds(service_pid: int) -> dict[str, float]:
-    """User + system CPU seconds so far, per group, of every process alive now."""
+def cpu_seconds(service_pids: Collection[int]) -> dict[str, float]:
+    """User + system CPU seconds so far, per group, of every process alive now (every replica of the
+    service counts as the service)."""
     used = dict.fromkeys(GROUPS, 0.0)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -35,7 +37,7 @@ def cpu_seconds(service_pid: int) -> dict[str, float]:
             continue
         command = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        used[_group(int(entry.name), command, service_pid)] += (int(fields[11]) + int(fields[12])) / TICKS
+        used[_group(int(entry.name), command, service_pids)] += (int(fields[11]) + int(fields[12])) / TICKS
     return used
 
 

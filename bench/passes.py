@@ -47,35 +47,52 @@ class Stage:
     engine: AsyncEngine
     amqp: aio_pika.abc.AbstractRobustConnection
     publisher: RecordingPublisher
-    process: ServiceProcess
+    processes: list[ServiceProcess]  # the replicas, all on this database and the same queues
     projections: list[Projection]
     inbox: TaskInbox
-    idle_rss_kib: int  # resident memory once started, before any workload
+    idle_rss_kib: int  # resident memory of the largest replica once started, before any workload
     wait_limit: float  # seconds any one wait may take
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def rss_kib(self, field: str) -> int:
+        """A `Vm…` figure of the largest replica: what each replica needs, and where a leak would show."""
+        return max(memory_kib(pid, field) for pid in self.pids)
 
 
 @asynccontextmanager
 async def stage(
-    box: Sandbox, database_url: str, log_path: Path, wait_limit: float, **tunings: str
+    box: Sandbox, database_url: str, log_path: Path, wait_limit: float, replicas: int = 1, **tunings: str
 ) -> AsyncIterator[Stage]:
+    """`replicas` service processes on one database: they share the inbound queues as competing
+    consumers, and each projection page is folded by whichever replica holds its checkpoint row."""
     settings = Settings(database_url=database_url, amqp_url=box.amqp_url, amqp_prefix=box.prefix)
     topology = build_topology(box.prefix)
     engine = create_engine(database_url, pool_size=4)
     amqp = await aio_pika.connect_robust(box.amqp_url)
-    process = service_under_test(box, database_url, log_path, **tunings)
-    process.start()
+    processes = [service_under_test(box, database_url, _replica_log(log_path, n), **tunings) for n in range(replicas)]
+    for process in processes:
+        process.start()
     try:
         await wait_for_consumers(amqp, [r.queue.name for r in topology.routes.values()], timeout=60)
         inbox = TaskInbox()
         # Bound before anything is sent: a task no queue receives waits in the outbox with backoff.
         async with inbox.open(amqp, topology.chatbot.name, f"{box.prefix}bench.workers.{uuid.uuid4().hex[:6]}"):
-            yield Stage(database_url, engine, amqp, RecordingPublisher(amqp, box.prefix), process,
-                        all_projections(settings), inbox, memory_kib(process.pid, "VmRSS"),
-                        wait_limit)  # fmt: skip
+            yield Stage(database_url, engine, amqp, RecordingPublisher(amqp, box.prefix), processes,
+                        all_projections(settings), inbox,
+                        max(memory_kib(process.pid, "VmRSS") for process in processes), wait_limit)  # fmt: skip
     finally:
-        await process.stop()
+        for process in processes:
+            await process.stop()
         await amqp.close()
         await engine.dispose()
+
+
+def _replica_log(log_path: Path, n: int) -> Path:
+    """live.log for the first replica, live.2.log for the second, …"""
+    return log_path if n == 0 else log_path.with_suffix(f".{n + 1}{log_path.suffix}")
 
 
 @dataclass(frozen=True)
@@ -90,7 +107,7 @@ class LiveFigures:
     publish_seconds: float  # first publish → last confirm
     visible: list[Latency]  # per message: publish → the samples projection past its event
     tasks: list[Latency]  # per task: publish of the message that scheduled it → delivered to our queue
-    peak_rss_kib: int
+    peak_rss_kib: int  # of the largest replica
     peak_is_per_workload: bool  # False: VmHWM could not be reset, it is the peak since the start
     events_by_type: dict[str, int]  # what the workload made the service append to the log
     cpu_seconds: dict[str, float]  # by process group, first publish → settled
@@ -98,18 +115,18 @@ class LiveFigures:
 
 async def live(stage: Stage, workload: Workload, rate: float | None = None) -> LiveFigures:
     since = await log_queries.head_position(stage.engine)
-    per_workload = reset_peak_memory(stage.process.pid)
+    per_workload = all([reset_peak_memory(pid) for pid in stage.pids])
     timeline = CheckpointTimeline(stage.database_url)
     await timeline.start()
     try:
-        cpu_before, start = cpu_seconds(stage.process.pid), time.monotonic()
+        cpu_before, start = cpu_seconds(stage.pids), time.monotonic()
         began = await publish_all(stage.publisher, workload.messages, rate=rate)
         published = time.monotonic()
         done = await waiting.settled(stage.engine, stage.projections, since, len(workload.messages), stage.wait_limit)
-        cpu = spent(cpu_before, cpu_seconds(stage.process.pid))
+        cpu = spent(cpu_before, cpu_seconds(stage.pids))
     finally:
         await timeline.stop()
-    peak = memory_kib(stage.process.pid, "VmHWM")
+    peak = stage.rss_kib("VmHWM")
     await stage.inbox.wait_for(await log_queries.issued_tasks_since(stage.engine, since), within=30)
     events = await log_queries.message_events_since(stage.engine, since)
     visible = [Latency(began[mid] - start, at - began[mid]) for mid, event in events.items()

@@ -219,6 +219,11 @@ def _server_line(settings: dict[str, str] | None) -> list[str]:
     return ["PostgreSQL " + " · ".join(f"{name} {value}" for name, value in settings.items())]
 
 
+def _replicas(document: Json) -> str:
+    replicas = document.get("replicas", 1)  # absent in a JSON written before there was a choice
+    return f"{replicas} service replicas · " if replicas > 1 else ""
+
+
 def render(document: Json) -> str:
     rows = _rows(document)
     label_width = max(len(label) for label, _ in rows)
@@ -226,7 +231,7 @@ def render(document: Json) -> str:
     sizes = " · ".join(f"({k}) {w['description']}" for k, w in document["workloads"].items())
     lines = [
         f"Sample Ledger benchmark · {document['started_at']} · seed {document['seed']} · "
-        f"{document['machine']['cores']} cores · {document['isolation']}",
+        f"{document['machine']['cores']} cores · {_replicas(document)}{document['isolation']}",
         *_server_line(document["machine"].get("postgres")),
         f"sizes: {sizes}",
         "×: figure ÷ floor (rates: share of the floor reached; latency: times the broker round trip; "

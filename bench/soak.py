@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 from bench.passes import Latency, Stage, live
 from bench.report import Json, latency, memory, peak_memory
-from bench.service_under_test import memory_kib
 from bench.workloads import mixed
 
 SHARE_OF_MAXIMUM = 0.7
@@ -19,9 +18,9 @@ SEED_OFFSET = 1000  # the soak's messages are not (d)'s, or they would be record
 RSS_EVERY_SECONDS = 5.0
 
 
-async def _sample_rss(pid: int, samples: list[tuple[float, int]]) -> None:
+async def _sample_rss(stage: Stage, samples: list[tuple[float, int]]) -> None:
     while True:
-        samples.append((time.monotonic(), memory_kib(pid, "VmRSS")))
+        samples.append((time.monotonic(), stage.rss_kib("VmRSS")))
         await asyncio.sleep(RSS_EVERY_SECONDS)
 
 
@@ -41,7 +40,7 @@ async def soak(stage: Stage, minutes: float, rate: float, seed: int, round_trips
     window = min(60.0, duration / 5)  # "start" and "end": the first and the last minute (a fifth when shorter)
     samples: list[tuple[float, int]] = []
     start = time.monotonic()
-    sampler = asyncio.create_task(_sample_rss(stage.process.pid, samples))
+    sampler = asyncio.create_task(_sample_rss(stage, samples))
     try:
         figures = await live(stage, workload, rate=rate)
     finally:

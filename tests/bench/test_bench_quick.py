@@ -29,14 +29,20 @@ def numbers(value: Any) -> Iterator[float]:
         yield value
 
 
-def test_quick_mode_prints_the_table_and_writes_every_figure(server_url: str, amqp_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_quick_mode_prints_the_table_and_writes_every_figure(
+    server_url: str, amqp_url: str, tmp_path: Path, replicas: int
+) -> None:
     env = {**os.environ, "DATABASE_URL": server_url, "AMQP_URL": amqp_url}
-    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--results-dir", str(tmp_path)], cwd=REPOSITORY,
-                         env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--replicas", str(replicas),
+                          "--results-dir", str(tmp_path)], cwd=REPOSITORY, env=env, capture_output=True, text=True,
+                         timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
 
     (path,) = tmp_path.glob("*.json")
     document = json.loads(path.read_text())
+    assert document["replicas"] == replicas
+    assert ("2 service replicas" in run.stdout.splitlines()[0]) == (replicas == 2)
     assert list(document["workloads"]) == ["a", "b", "c", "d"]
     for key, workload in document["workloads"].items():
         for name in FIGURES:
