@@ -48,7 +48,11 @@ _WRITE_ROWS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
 
 
 def dumps_rows(rows: Any) -> str:
-    """`dumps`, with times in ISO 8601 as orjson writes them: for values PostgreSQL parses by column type."""
+    """`dumps`, with times in ISO 8601 as orjson writes them: for values PostgreSQL parses by column type.
+
+    orjson writes a zone's offset to the minute: right for the rows' times, which are all UTC (the
+    lenient readers and the events' own times), wrong by the seconds of an offset such as a local mean
+    time before 1900's, which no row carries."""
     try:
         return orjson.dumps(rows, default=str, option=_WRITE_ROWS).decode()
     except TypeError:

@@ -55,10 +55,11 @@ def parse_decimal(value: Any, region: str | None = None) -> Decimal | None:
     if isinstance(value, float):
         return Decimal(str(value))
     text = str(value).strip()
+    # Unary plus rounds to the context's 28 digits, as the general rules' multiplication by the suffix does.
     if text.isascii() and text.isdigit():  # "853": the same number by every convention, and most counts
-        return Decimal(text)
+        return +Decimal(text)
     if _region_code(region) in DECIMAL_POINT_REGIONS and _PLAIN_DECIMAL_POINT.fullmatch(text):  # "0.67" in MX
-        return Decimal(text)
+        return +Decimal(text)
     return _read_text(text, region)
 
 

@@ -103,13 +103,14 @@ _FINGERPRINTED = tuple(f.name for f in fields(SampleState) if f.name not in _NOT
 _FINGERPRINT_TEXT = "|".join(f"{name}={{!s}}" for name in _FINGERPRINTED)
 _fingerprinted_values = operator.attrgetter(*_FINGERPRINTED)
 _FINGERPRINTED_MOMENTS = tuple(i for i, f in enumerate(_FINGERPRINTED) if f.endswith("_at"))
-_MOMENT_TEXTS: dict[tuple[datetime, object, int], str] = {}
+_MOMENT_TEXTS: dict[tuple[type, datetime, object, int], str] = {}
 
 
 def moment_text(moment: datetime) -> str:
     """`str(moment)`, made once per moment: a time's text costs a microsecond or two, and the states of a
     page share a few moments (every row of a crawl page carries its extractedTime)."""
-    key = (moment, moment.tzinfo, moment.fold)  # the same instant in another zone is written otherwise
+    # The same instant in another zone, or as a subclass with its own str(), is written otherwise.
+    key = (type(moment), moment, moment.tzinfo, moment.fold)
     text = _MOMENT_TEXTS.get(key)
     if text is None:
         if len(_MOMENT_TEXTS) >= 10_000:  # a bound, not a cache policy: the next page refills what it needs

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -74,9 +75,22 @@ async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> li
     An event is "already there" when its `event_id` or `dedupe_key` was recorded before: that is how
     a redelivered message or a re-derived event becomes a no-op. Stream versions are assigned here.
     """
+    inserted = await insert_events(conn, events)
+    skipped = [e for e in events if e.event_id not in inserted]
+    if skipped:
+        await check_skipped_are_duplicates(conn, skipped)
+    return [e.event_id in inserted for e in events]
+
+
+async def insert_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> set[UUID]:
+    """The ids of the events recorded now, in one statement; the others were skipped, and
+    `check_skipped_are_duplicates` says whether each was there before or lost a race for its version.
+
+    Apart from `append_events` for a caller that answers for the recorded ones first: on a connection
+    that commits each statement, they are durable once this returns, whatever the check then meets."""
     if not events:
-        return []
-    inserted = {
+        return set()
+    return {
         row[0]
         for row in await conn.execute(
             _INSERT,
@@ -92,13 +106,10 @@ async def append_events(conn: AsyncConnection, events: Sequence[NewEvent]) -> li
             },
         )
     }
-    skipped = [e for e in events if e.event_id not in inserted]
-    if skipped:
-        await _check_skipped_are_duplicates(conn, skipped)
-    return [e.event_id in inserted for e in events]
 
 
-async def _check_skipped_are_duplicates(conn: AsyncConnection, skipped: Sequence[NewEvent]) -> None:
+async def check_skipped_are_duplicates(conn: AsyncConnection, skipped: Sequence[NewEvent]) -> None:
+    """Raise StreamVersionConflict unless every skipped event's id or dedupe key is already recorded."""
     rows = (
         await conn.execute(
             _ALREADY_THERE,

@@ -3,7 +3,8 @@
 Handlers call `record()` and wait; a single writer task takes everything queued while the previous
 commit was in flight and appends it in one statement, which commits on its own (no BEGIN or COMMIT:
 a third of the round trips of a commit). If that statement fails, the events are retried one by one
-so a single poison event fails alone.
+so a single poison event fails alone. Events the statement skipped are checked after the recorded
+ones are answered: were they there before, or did they lose a race for their stream version?
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from events.recorded import NewEvent
 from service.database import single_statements
 from service.errors import describe, is_transient
-from service.eventstore import append_events
+from service.eventstore import check_skipped_are_duplicates, insert_events
 
 log = structlog.get_logger("sample_ledger.recorder")
 
@@ -85,24 +86,40 @@ class Recorder:
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
             async with self._engine.connect() as conn:  # the append is one statement: atomic, durable when it returns
-                flags = await append_events(conn, [event for event, _ in batch])
+                inserted = await insert_events(conn, [event for event, _ in batch])
         except Exception as exc:
-            if len(batch) == 1 or is_transient(exc):
-                # A database outage fails every event alike: isolating them would only multiply the
-                # connection attempts. Each handler retries its own event with backoff.
-                self._warn_commit_failed(len(batch), exc)
-                for _, future in batch:
-                    _settle(future, exc=exc)
-                return
-            log.warning("recorder.batch_failed_isolating", events=len(batch), error=type(exc).__name__)
-            for item in batch:
-                await self._commit([item])
+            await self._fail(batch, exc)
             return
-        for (_, future), new in zip(batch, flags, strict=True):
-            _settle(future, result=new)
-        recorded_types = frozenset(event.event_type for (event, _), new in zip(batch, flags, strict=True) if new)
-        if recorded_types:
-            self._on_committed(recorded_types)
+        # The recorded events are committed: answered and announced now, whatever the check of the
+        # skipped ones meets next (answering "already there" on a retry would wake nothing).
+        recorded = [(event, future) for event, future in batch if event.event_id in inserted]
+        for _, future in recorded:
+            _settle(future, result=True)
+        if recorded:
+            self._on_committed(frozenset(event.event_type for event, _ in recorded))
+        skipped = [(event, future) for event, future in batch if event.event_id not in inserted]
+        if not skipped:
+            return
+        try:
+            async with self._engine.connect() as conn:
+                await check_skipped_are_duplicates(conn, [event for event, _ in skipped])
+        except Exception as exc:
+            await self._fail(skipped, exc)
+            return
+        for _, future in skipped:
+            _settle(future, result=False)
+
+    async def _fail(self, batch: list[_Pending], exc: Exception) -> None:
+        if len(batch) == 1 or is_transient(exc):
+            # A database outage fails every event alike: isolating them would only multiply the
+            # connection attempts. Each handler retries its own event with backoff.
+            self._warn_commit_failed(len(batch), exc)
+            for _, future in batch:
+                _settle(future, exc=exc)
+            return
+        log.warning("recorder.batch_failed_isolating", events=len(batch), error=type(exc).__name__)
+        for item in batch:
+            await self._commit([item])
 
 
 def _settle(future: asyncio.Future[bool], result: bool = False, exc: BaseException | None = None) -> None:

@@ -7,6 +7,7 @@ was (asyncpg's own view of the connection)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service import eventstore
+from service import recorder as recorder_module
 from service.dispatcher import Dispatcher
 from service.recorder import Recorder
 from service.relay import OutboxRelay
@@ -72,3 +75,56 @@ async def test_a_relay_pass_with_nothing_to_send_is_one_statement(engine: AsyncE
     assert [(words.split()[:2], in_block) for words, in_block in sent] == [
         (["UPDATE", "eventstore.chatbot_outbox"], False)
     ]
+
+
+async def test_a_recorded_event_is_answered_and_announced_though_the_check_of_a_skipped_one_fails(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The append commits on its own, so what it recorded is durable before the skipped events are
+    checked: failing it with them would make its handler's retry answer "already there", and wake nothing."""
+    told: list[frozenset[str]] = []
+    recorder, seen_before, new = Recorder(engine, on_committed=told.append), ping(1), ping(2)
+    recorder.start()
+    try:
+        assert await recorder.record(seen_before) is True
+        told.clear()
+
+        async def the_check_fails(*_: Any) -> None:
+            raise ConnectionResetError("the connection dropped after the append")
+
+        monkeypatch.setattr(recorder_module, "check_skipped_are_duplicates", the_check_fails)
+        answers = await asyncio.gather(recorder.record(new), recorder.record(seen_before), return_exceptions=True)
+        monkeypatch.undo()
+        assert answers[0] is True
+        assert isinstance(answers[1], ConnectionResetError)  # its handler retries it
+        assert told == [frozenset({"test.ping"})]
+        assert await recorder.record(seen_before) is False  # the retry: there before, nothing new
+        async with engine.connect() as other:
+            assert (await other.execute(text("SELECT count(*) FROM eventstore.events"))).scalar_one() == 2
+    finally:
+        await recorder.stop()
+
+
+async def test_a_batch_whose_check_fails_for_good_is_isolated_so_only_the_failing_event_fails(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder, first, second = Recorder(engine), ping(1), ping(2)
+    recorder.start()
+    try:
+        assert await recorder.record(first) is True
+        assert await recorder.record(second) is True
+        checked: list[int] = []
+        real_check = eventstore.check_skipped_are_duplicates
+
+        async def fails_for_the_pair(conn: Any, skipped: Any) -> None:
+            checked.append(len(skipped))
+            if len(skipped) > 1:
+                raise ValueError("not a transient error")
+            await real_check(conn, skipped)
+
+        monkeypatch.setattr(recorder_module, "check_skipped_are_duplicates", fails_for_the_pair)
+        answers = await asyncio.gather(recorder.record(first), recorder.record(second), return_exceptions=True)
+        assert list(answers) == [False, False]
+        assert checked == [2, 1, 1]
+    finally:
+        await recorder.stop()

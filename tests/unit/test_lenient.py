@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from events.keys import first, pick
@@ -304,6 +304,8 @@ def test_a_word_after_the_number_is_not_a_multiplier() -> None:
     text=st.from_regex(r"\A\s?[0-9]{1,9}(\.[0-9]{1,5})?\s?\Z") | st.text(alphabet="0123456789.,", max_size=8),
     region=st.sampled_from(["MX", "us", "FR", "DE", "", "ZZ", None]),
 )
+@example(text="1" * 29, region=None)  # past the 28 digits of Decimal's context: both round the same
+@example(text="1" * 20 + "." + "9" * 9, region="MX")
 def test_the_shortcuts_for_plain_numbers_read_what_the_general_rules_read(text: str, region: str | None) -> None:
     """Digits, and digits with one decimal point in a decimal-point region, skip the general reading:
     the same number, written the same (str() is what fingerprints and rows carry)."""

@@ -253,6 +253,19 @@ def test_a_moments_text_is_its_str_in_its_own_zone() -> None:
     assert moment_text(same_instant) == "2026-04-20 05:15:42.000005+02:00"
 
 
+class _Moment(datetime):
+    """A datetime subclass with a str() of its own (pandas' Timestamp is one)."""
+
+    def __str__(self) -> str:
+        return "moment " + self.isoformat()
+
+
+def test_a_moments_text_is_its_own_types_str() -> None:
+    plain = datetime(2026, 4, 20, 3, 15, 42, tzinfo=UTC)
+    subclassed = _Moment(2026, 4, 20, 3, 15, 42, tzinfo=UTC)
+    assert [moment_text(plain), moment_text(subclassed)] == [str(plain), str(subclassed)]
+
+
 def test_a_collector_re_reading_every_fact_keeps_no_fact_times() -> None:
     facts = {"product_name": "Crema 50ml", "stock": 3}
     state = fold(obs(0, facts=facts), obs(10, facts=facts), obs(20, facts={**facts, "stock": 2})).state
