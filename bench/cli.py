@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
         description="Benchmark Sample Ledger: the real service (`sample-ledger run`) on a fresh database and "
         "RabbitMQ vhost of its own, fed reproducible workloads, every figure shown with its ratio to a raw "
         "floor measured in the same run. Prints one table and writes it as JSON under bench/results/.",
-        epilog="PostgreSQL and RabbitMQ come from DATABASE_URL and AMQP_URL (defaults: "
+        epilog="PostgreSQL comes from DATABASE_ADMIN_URL, else DATABASE_URL (a superuser's: the benchmark "
+        "creates, migrates and drops databases of its own), and RabbitMQ from AMQP_URL (defaults: "
         f"{DEFAULT_DATABASE_URL}, {DEFAULT_AMQP_URL}); the database named there is not touched. "
         "What each figure means: bench/README.md.",
     )
@@ -81,9 +82,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def take_server_url() -> str:
+    """The server to administer, as a superuser: DATABASE_ADMIN_URL where the environment sets the ledger's
+    roles up (the Makefile does), else DATABASE_URL. The environment's owner and admin URLs name the
+    ledger's own database: removed, so that neither `migrate` on a benchmark database nor the service
+    on it inherits them."""
+    server_url = os.environ.get("DATABASE_ADMIN_URL") or os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    for ledger_variable in ("DATABASE_ADMIN_URL", "DATABASE_OWNER_URL"):
+        os.environ.pop(ledger_variable, None)
+    return server_url
+
+
 def options_from(args: argparse.Namespace) -> Options:
     size = 1 if args.quick else 0
-    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    database_url = take_server_url()
     amqp_url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
     Settings(database_url=database_url, amqp_url=amqp_url)  # the service's own checks, before anything connects
     return Options(
