@@ -37,9 +37,11 @@ def test_quick_mode_prints_the_table_and_writes_every_figure(
     env = {**os.environ, "DATABASE_URL": server_url, "AMQP_URL": amqp_url}
     if replicas == 2:  # and with the environment `make bench` gives it: the ledger's roles, the server's superuser
         ledger = make_url(server_url).set(database="sample_ledger_not_the_benchmarks")
-        env |= {"DATABASE_ADMIN_URL": server_url,
-                "DATABASE_URL": ledger.set(username="ledger_service_not_here").render_as_string(hide_password=False),
-                "DATABASE_OWNER_URL": ledger.set(username="ledger_owner_not_here").render_as_string(hide_password=False)}  # fmt: skip
+        env |= {
+            "DATABASE_ADMIN_URL": server_url,
+            "DATABASE_URL": ledger.set(username="no_such_service").render_as_string(hide_password=False),
+            "DATABASE_OWNER_URL": ledger.set(username="no_such_owner").render_as_string(hide_password=False),
+        }
     run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--replicas", str(replicas),
                           "--results-dir", str(tmp_path)], cwd=REPOSITORY, env=env, capture_output=True, text=True,
                          timeout=600)  # fmt: skip
