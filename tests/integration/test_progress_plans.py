@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.eventstore import Checkpoint, begin_appending
 from service.progress import _PROJECTIONS, LAG_COUNT_LIMIT, projection_progress
+from service.runner import lock_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +37,7 @@ async def _fill(engine: AsyncEngine) -> None:
     """A log of LOG_EVENTS pings in one transaction; `caught_up` and `other_types` at its end, `behind`
     BEHIND events short of it."""
     async with engine.begin() as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock_shared(7241, 1)"))  # the appender lock, first
+        await begin_appending(conn)  # before the first write, as every appender
         await conn.execute(text(f"""
             INSERT INTO eventstore.events (event_id, stream_id, stream_version, event_type, event_version, data,
                                            metadata, dedupe_key)
@@ -47,9 +49,8 @@ async def _fill(engine: AsyncEngine) -> None:
         ).one()
         for projection in PROJECTIONS:
             behind = BEHIND if projection.name == "behind" else 0
-            await conn.execute(text("INSERT INTO projections.checkpoints (projection, transaction_id, position) "
-                                    "VALUES (:name, CAST(CAST(:txid AS text) AS xid8), :position)"),
-                               {"name": projection.name, "txid": txid, "position": int(last) - behind})  # fmt: skip
+            await lock_checkpoint(conn, projection.name)  # creates its row
+            await save_checkpoint(conn, projection.name, Checkpoint(int(txid), int(last) - behind))
     async with engine.connect() as conn:
         await conn.execute(text("ANALYZE eventstore.events"))
 
