@@ -57,7 +57,14 @@ _DUE = text(f"""
 """)
 # Before a pass opens its transaction: most wake-ups find nothing due, and a pass that finds nothing
 # was five round trips (begin, announce, schedules, retries, commit). One statement, no transaction.
-_ANYTHING_DUE = text(f"SELECT EXISTS (SELECT 1 FROM {_DUE_SCHEDULES}) OR EXISTS (SELECT 1 FROM {_DUE_RETRIES})")
+# The retries as the earliest retry time, not EXISTS: for an EXISTS PostgreSQL may guess that a few rows
+# of a sequential scan find one (it did, on a table never analysed), and then read every task ever
+# issued at every wake-up; min() over the partial index reads its first entry, whatever the table's size.
+_ANYTHING_DUE = text(f"""
+    SELECT EXISTS (SELECT 1 FROM {_DUE_SCHEDULES})
+        OR coalesce((SELECT min(t.retry_at) FROM projections.chatbot_tasks t
+                     WHERE t.retry_at IS NOT NULL AND NOT t.closed) <= :now, false)
+""")
 _RECENT = text("""
     SELECT platform_creator_id, created_at FROM eventstore.chatbot_outbox
     WHERE publication = 1 AND platform_creator_id = ANY(CAST(:creators AS text[])) AND created_at > :since
@@ -74,11 +81,13 @@ _CONTEXT = text("""
 """)
 # The trace a task continues: the sample's latest status change, which (directly or through the
 # schedule it made due) is why the task goes out; its trace is that of the message that changed it.
+# The type compared as an expression: PostgreSQL, unsure how many events a type has, otherwise ANDs in
+# a bitmap of every status change ever appended (the type index) to keep the few in these streams.
 _STATUS_CHANGE_TRACES = text("""
     SELECT DISTINCT ON (stream_id) stream_id, metadata->>'traceparent' AS traceparent,
            metadata->>'tracestate' AS tracestate
     FROM eventstore.events
-    WHERE stream_id = ANY(CAST(:stream_ids AS text[])) AND event_type = :event_type
+    WHERE stream_id = ANY(CAST(:stream_ids AS text[])) AND event_type || '' = :event_type
     ORDER BY stream_id, stream_version DESC
 """)
 _OUTBOX = text("""
