@@ -59,12 +59,25 @@ def redacted_amqp(amqp_url: str) -> str:
     return urlunsplit(parts)
 
 
-def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+# Every statement is prepared once per connection (asyncpg), and after five executions PostgreSQL may
+# keep one plan for it, which it makes again only when a table it reads is analysed. A plan made while a
+# table was small (a new database, a server with autovacuum off, a table not yet analysed) can be a
+# sequential scan, which then reads the whole table at every execution as it grows: the benchmark found
+# the chatbot projection reading every schedule at every page that way. A connection is replaced at its
+# first checkout once it is this old, so that its statements are planned again for the tables as they
+# are. (asyncpg ages the statements of its own cache out after the same five minutes, for the same
+# reason; SQLAlchemy prepares the statements itself and keeps them for the connection's life.)
+PLAN_LIFETIME_SECONDS = 300
+
+
+def create_engine(database_url: str, pool_size: int = 10, plan_lifetime_seconds: float = PLAN_LIFETIME_SECONDS
+                  ) -> AsyncEngine:  # fmt: skip
     # No pre-ping: it costs a round trip on every checkout, on every page and commit of the hot path.
     # After a PostgreSQL restart the first statement on a stale connection fails instead; SQLAlchemy
     # then invalidates the whole pool, and every caller retries a transient error (recorder,
     # handlers, runner, dispatcher and relay loops), so a restart costs one failed attempt, not data.
     return create_async_engine(async_url(database_url), pool_size=pool_size, max_overflow=pool_size,
+                               pool_recycle=plan_lifetime_seconds,
                                json_serializer=json_text.dumps, json_deserializer=json_text.loads)  # fmt: skip
 
 
