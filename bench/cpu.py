@@ -1,6 +1,9 @@
 """Where the machine's CPU went during a workload: the service, PostgreSQL, RabbitMQ, the benchmark
 itself, and everything else (on a shared machine, other work competes with the service for the same
-cores). From /proc/<pid>/stat, so approximate: a process that ended in between is not counted."""
+cores). From /proc/<pid>/stat, so approximate. A process that ended in between counts through its parent
+once the parent has reaped it (the kernel adds its CPU to the parent's children's times): a PostgreSQL
+backend through the postmaster, so that the service's replaced connections are not lost, nor their
+CPU taken off the total as a negative."""
 
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ def _group(pid: int, command: str, service_pids: Collection[int]) -> str:
 
 
 def cpu_seconds(service_pids: Collection[int]) -> dict[str, float]:
-    """User + system CPU seconds so far, per group, of every process alive now (every replica of the
-    service counts as the service)."""
+    """User + system CPU seconds so far, per group, of every process alive now and of the children it
+    has reaped (every replica of the service counts as the service)."""
     used = dict.fromkeys(GROUPS, 0.0)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -37,7 +40,8 @@ def cpu_seconds(service_pids: Collection[int]) -> dict[str, float]:
             continue
         command = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        used[_group(int(entry.name), command, service_pids)] += (int(fields[11]) + int(fields[12])) / TICKS
+        own, reaped = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])  # utime+stime, cutime+cstime
+        used[_group(int(entry.name), command, service_pids)] += (own + reaped) / TICKS
     return used
 
 
