@@ -14,10 +14,24 @@ from projections.chatbot_rules import Schedule, ScheduleState
 
 _SCHEDULE_COLUMNS = ("sample_id, scenario, state, due_at, run_count, max_runs, skip_reason, last_run_at, region, "
                      "platform_creator_id")  # fmt: skip
-_LOAD_SCHEDULES = text(f"""
-    SELECT {_SCHEDULE_COLUMNS} FROM projections.chatbot_schedules
-    WHERE sample_id = ANY(CAST(:samples AS text[])) OR platform_creator_id = ANY(CAST(:creators AS text[]))
-""")
+
+
+def _schedules_by(column: str, keys: str) -> str:
+    """SQL: the schedules whose `column` is one of the array `keys`, one index lookup per key. As `column
+    = ANY(keys)`, PostgreSQL, with no statistics to say how few rows a key has (a table not yet analysed,
+    a server with autovacuum off), guessed a few percent of the table per key and read all of it at
+    every page. The lateral subquery (OFFSET 0 keeps it from being merged into a join) is planned for
+    one key, and for one key the index is the cheap way whatever the guess."""
+    return f"""
+        SELECT {_SCHEDULE_COLUMNS} FROM unnest(CAST(:{keys} AS text[])) AS k(key)
+        CROSS JOIN LATERAL (SELECT * FROM projections.chatbot_schedules s WHERE s.{column} = k.key OFFSET 0) AS s"""
+
+
+# A page's samples, and every schedule of the creators whose messaging it changed (opt-outs); a schedule
+# found both ways comes once (UNION).
+_LOAD_SCHEDULES = text(
+    _schedules_by("sample_id", "samples") + "\n    UNION" + _schedules_by("platform_creator_id", "creators")
+)
 _UPSERT_SCHEDULE = text(
     insert_from_rows("projections.chatbot_schedules", (*_SCHEDULE_COLUMNS.split(", "), "updated_position"))
     + """
