@@ -65,9 +65,12 @@ _ANYTHING_DUE = text(f"""
         OR coalesce((SELECT min(t.retry_at) FROM projections.chatbot_tasks t
                      WHERE t.retry_at IS NOT NULL AND NOT t.closed) <= :now, false)
 """)
+# The creators' first publications in the cap's window, through the (creator, created_at) index. The
+# publication compared as an expression: otherwise PostgreSQL, with no statistics for the outbox, ANDs
+# in a bitmap of every first publication ever made (the run index) to keep a creator's few.
 _RECENT = text("""
     SELECT platform_creator_id, created_at FROM eventstore.chatbot_outbox
-    WHERE publication = 1 AND platform_creator_id = ANY(CAST(:creators AS text[])) AND created_at > :since
+    WHERE platform_creator_id = ANY(CAST(:creators AS text[])) AND created_at > :since AND publication + 0 = 1
 """)
 _CONTEXT = text("""
     SELECT s.sample_id, s.platform_product_id, coalesce(p.product_name, s.product_name) AS product_name,
