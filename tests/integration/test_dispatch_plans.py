@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import dispatcher
 from service.eventstore import begin_appending
+from tests.integration.plans import buffers, explained, explained_generic
 
 pytestmark = pytest.mark.integration
 
@@ -52,43 +52,19 @@ async def _fill_chatbot_tables(engine: AsyncEngine) -> None:
         """), {"now": NOW})  # fmt: skip
 
 
-def _buffers(plan: dict[str, Any]) -> int:
-    return int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
-
-
-async def _explained(conn: AsyncConnection, statement: str, params: dict[str, Any]) -> dict[str, Any]:
-    (plan,) = (await conn.execute(text(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}"), params)).scalar_one()
-    return dict(plan["Plan"])
-
-
-async def _explained_generic(conn: AsyncConnection, statement: str, parameters: str, literals: str) -> dict[str, Any]:
-    """The plan PostgreSQL may keep for a prepared statement (asyncpg prepares every statement) once it
-    plans it for any parameters. `statement` uses $1.. for `parameters` (their types); EXECUTE takes
-    `literals`, as it takes no binds."""
-    await conn.execute(text("SET plan_cache_mode = force_generic_plan"))
-    await conn.execute(text(f"PREPARE generic ({parameters}) AS {statement}"))
-    try:
-        (plan,) = (await conn.execute(text(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE generic ({literals})"))
-                   ).scalar_one()  # fmt: skip
-    finally:
-        await conn.execute(text("DEALLOCATE generic"))
-        await conn.execute(text("RESET plan_cache_mode"))
-    return dict(plan["Plan"])
-
-
 async def test_the_anything_due_check_reads_an_index_entry_not_every_task(engine: AsyncEngine) -> None:
     await _fill_chatbot_tables(engine)
     statement = dispatcher._ANYTHING_DUE.text
     async with engine.connect() as conn:
         nothing_due = (await conn.execute(dispatcher._ANYTHING_DUE, {"now": NOW})).scalar_one()
-        custom = await _explained(conn, statement, {"now": NOW})
-        generic = await _explained_generic(conn, statement.replace(":now", "$1"), "timestamptz",
+        custom = await explained(conn, statement, {"now": NOW})
+        generic = await explained_generic(conn, statement.replace(":now", "$1"), "timestamptz",
                                            f"'{NOW.isoformat()}'")  # fmt: skip
         retry_due = (await conn.execute(dispatcher._ANYTHING_DUE, {"now": NOW + timedelta(hours=2)})).scalar_one()
     assert nothing_due is False
     assert retry_due is True  # the open task's retry, an hour after NOW
     for plan in (custom, generic):
-        assert _buffers(plan) < FEW_BUFFERS, json.dumps(plan, indent=1)
+        assert buffers(plan) < FEW_BUFFERS, json.dumps(plan, indent=1)
 
 
 async def test_a_due_schedule_is_found_beside_many_finished_ones(engine: AsyncEngine) -> None:
@@ -98,9 +74,9 @@ async def test_a_due_schedule_is_found_beside_many_finished_ones(engine: AsyncEn
                                 "WHERE sample_id = 'sample-7'"))  # fmt: skip
     async with engine.connect() as conn:
         found = (await conn.execute(dispatcher._ANYTHING_DUE, {"now": NOW})).scalar_one()
-        plan = await _explained(conn, dispatcher._ANYTHING_DUE.text, {"now": NOW})
+        plan = await explained(conn, dispatcher._ANYTHING_DUE.text, {"now": NOW})
     assert found is True
-    assert _buffers(plan) < FEW_BUFFERS, json.dumps(plan, indent=1)
+    assert buffers(plan) < FEW_BUFFERS, json.dumps(plan, indent=1)
 
 
 async def test_the_trace_lookup_reads_the_samples_streams_not_every_status_change(engine: AsyncEngine) -> None:
@@ -117,16 +93,16 @@ async def test_the_trace_lookup_reads_the_samples_streams_not_every_status_chang
     statement = dispatcher._STATUS_CHANGE_TRACES.text
     async with engine.connect() as conn:
         rows = (await conn.execute(dispatcher._STATUS_CHANGE_TRACES, params)).mappings().all()
-        custom = await _explained(conn, statement, params)
+        custom = await explained(conn, statement, params)
         positional = re.sub(r"CAST\(:stream_ids AS text\[\]\)", "$1", statement).replace(":event_type", "$2")
-        generic = await _explained_generic(conn, positional, "text[], text",
+        generic = await explained_generic(conn, positional, "text[], text",
                                            "'{sample-3,sample-4,sample-none}', 'sample.status_changed'")  # fmt: skip
     # Each stream's latest change: version 2 of stream n is event n + ROWS / 2.
     assert {r["stream_id"]: r["traceparent"] for r in rows} == {
         "sample-3": f"trace-{3 + ROWS // 2}", "sample-4": f"trace-{4 + ROWS // 2}",
     }  # fmt: skip
     for plan in (custom, generic):
-        assert _buffers(plan) < FEW_BUFFERS, json.dumps(plan, indent=1)
+        assert buffers(plan) < FEW_BUFFERS, json.dumps(plan, indent=1)
 
 
 async def test_the_cap_lookup_reads_the_creators_rows_not_every_first_publication(engine: AsyncEngine) -> None:
@@ -146,14 +122,14 @@ async def test_the_cap_lookup_reads_the_creators_rows_not_every_first_publicatio
     statement = dispatcher._RECENT.text
     async with engine.connect() as conn:
         rows = (await conn.execute(dispatcher._RECENT, params)).all()
-        custom = await _explained(conn, statement, params)
+        custom = await explained(conn, statement, params)
         positional = re.sub(r"CAST\(:creators AS text\[\]\)", "$1", statement).replace(":since", "$2")
         literals = f"'{{creator-3,creator-4,creator-none}}', '{since.isoformat()}'"
-        generic = await _explained_generic(conn, positional, "text[], timestamptz", literals)
+        generic = await explained_generic(conn, positional, "text[], timestamptz", literals)
     # Tasks n ≡ 3 and n ≡ 4 (mod CREATORS), n seconds before NOW.
     expected = sorted(
         (f"creator-{k}", timedelta(seconds=n)) for k in (3, 4) for n in range(k, OUTBOX_ROWS + 1, CREATORS)
     )
     assert sorted((creator, NOW - at) for creator, at in rows) == expected
     for plan in (custom, generic):
-        assert _buffers(plan) < FEW_BUFFERS, json.dumps(plan, indent=1)
+        assert buffers(plan) < FEW_BUFFERS, json.dumps(plan, indent=1)
