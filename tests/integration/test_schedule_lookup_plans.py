@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.chatbot_events import Scenario
 from projections import chatbot_store
+from tests.integration.plans import buffers
 
 pytestmark = pytest.mark.integration
 
@@ -40,10 +41,6 @@ async def _fill(engine: AsyncEngine, analysed: bool) -> None:
             await conn.execute(text("ANALYZE projections.chatbot_schedules"))
 
 
-def _buffers(plan: dict[str, Any]) -> int:
-    return int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
-
-
 def _scans(plan: dict[str, Any]) -> list[str]:
     return [plan["Node Type"]] + [scan for child in plan.get("Plans", []) for scan in _scans(child)]
 
@@ -64,4 +61,4 @@ async def test_a_pages_schedules_are_looked_up_per_key(engine: AsyncEngine, anal
     assert keys == by_sample | by_creator
     assert len(found) == len(keys)  # sample-71's, found by its id and by its creator, comes once
     assert "Seq Scan" not in _scans(plan["Plan"]), json.dumps(plan["Plan"], indent=1)
-    assert _buffers(plan["Plan"]) < FEW_BUFFERS, json.dumps(plan["Plan"], indent=1)
+    assert buffers(plan["Plan"]) < FEW_BUFFERS, json.dumps(plan["Plan"], indent=1)
