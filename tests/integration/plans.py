@@ -3,10 +3,18 @@ to its indexes: the plan for the parameters given, and the one PostgreSQL may ke
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def positional(statement: str, names: Sequence[str]) -> str:
+    """`statement` with $1, $2 .. for its named parameters `names`, in that order, for PREPARE (a `::`
+    cast is not a parameter)."""
+    return re.sub(r"(?<!:):(\w+)\b", lambda m: f"${names.index(m.group(1)) + 1}", statement)
 
 
 def buffers(plan: dict[str, Any]) -> int:

@@ -13,7 +13,6 @@ since its last ANALYZE). Found in a soak whose latencies grew with the data alre
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service import dispatcher
 from service.eventstore import begin_appending
-from tests.integration.plans import buffers, explained, explained_generic
+from tests.integration.plans import buffers, explained, explained_generic, positional
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +57,7 @@ async def test_the_anything_due_check_reads_an_index_entry_not_every_task(engine
     async with engine.connect() as conn:
         nothing_due = (await conn.execute(dispatcher._ANYTHING_DUE, {"now": NOW})).scalar_one()
         custom = await explained(conn, statement, {"now": NOW})
-        generic = await explained_generic(conn, statement.replace(":now", "$1"), "timestamptz",
+        generic = await explained_generic(conn, positional(statement, ["now"]), "timestamptz",
                                            f"'{NOW.isoformat()}'")  # fmt: skip
         retry_due = (await conn.execute(dispatcher._ANYTHING_DUE, {"now": NOW + timedelta(hours=2)})).scalar_one()
     assert nothing_due is False
@@ -94,8 +93,7 @@ async def test_the_trace_lookup_reads_the_samples_streams_not_every_status_chang
     async with engine.connect() as conn:
         rows = (await conn.execute(dispatcher._STATUS_CHANGE_TRACES, params)).mappings().all()
         custom = await explained(conn, statement, params)
-        positional = re.sub(r"CAST\(:stream_ids AS text\[\]\)", "$1", statement).replace(":event_type", "$2")
-        generic = await explained_generic(conn, positional, "text[], text",
+        generic = await explained_generic(conn, positional(statement, ["stream_ids", "event_type"]), "text[], text",
                                            "'{sample-3,sample-4,sample-none}', 'sample.status_changed'")  # fmt: skip
     # Each stream's latest change: version 2 of stream n is event n + ROWS / 2.
     assert {r["stream_id"]: r["traceparent"] for r in rows} == {
@@ -123,9 +121,9 @@ async def test_the_cap_lookup_reads_the_creators_rows_not_every_first_publicatio
     async with engine.connect() as conn:
         rows = (await conn.execute(dispatcher._RECENT, params)).all()
         custom = await explained(conn, statement, params)
-        positional = re.sub(r"CAST\(:creators AS text\[\]\)", "$1", statement).replace(":since", "$2")
         literals = f"'{{creator-3,creator-4,creator-none}}', '{since.isoformat()}'"
-        generic = await explained_generic(conn, positional, "text[], timestamptz", literals)
+        generic = await explained_generic(conn, positional(statement, ["creators", "since"]), "text[], timestamptz",
+                                          literals)  # fmt: skip
     # Tasks n ≡ 3 and n ≡ 4 (mod CREATORS), n seconds before NOW.
     expected = sorted(
         (f"creator-{k}", timedelta(seconds=n)) for k in (3, 4) for n in range(k, OUTBOX_ROWS + 1, CREATORS)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from events.chatbot_events import Scenario
 from projections import chatbot_store
-from tests.integration.plans import buffers
+from tests.integration.plans import buffers, explained, explained_generic, positional
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +51,11 @@ async def test_a_pages_schedules_are_looked_up_per_key(engine: AsyncEngine, anal
     params = {"samples": PAGE_SAMPLES, "creators": PAGE_CREATORS}
     async with engine.connect() as conn:
         found = await chatbot_store.load_schedules(conn, PAGE_SAMPLES, PAGE_CREATORS)
-        explain = text(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {chatbot_store._LOAD_SCHEDULES.text}")
-        (plan,) = (await conn.execute(explain, params)).scalar_one()
+        statement = chatbot_store._LOAD_SCHEDULES.text
+        custom = await explained(conn, statement, params)
+        literals = "'{" + ",".join(PAGE_SAMPLES) + "}', '{" + ",".join(PAGE_CREATORS) + "}'"
+        generic = await explained_generic(conn, positional(statement, ["samples", "creators"]), "text[], text[]",
+                                          literals)  # fmt: skip
     keys = {(schedule.sample_id, schedule.scenario) for schedule, _, _ in found}
     by_sample = {(f"sample-{n}", Scenario.SHIPPED) for n in (*range(1, 31), 71)} | {
         (f"sample-{n}", Scenario.NO_CONTENT) for n in (10, 20, 30)
@@ -60,5 +63,6 @@ async def test_a_pages_schedules_are_looked_up_per_key(engine: AsyncEngine, anal
     by_creator = {(f"sample-{n}", Scenario.SHIPPED) for n in range(70, 80)} | {("sample-70", Scenario.NO_CONTENT)}
     assert keys == by_sample | by_creator
     assert len(found) == len(keys)  # sample-71's, found by its id and by its creator, comes once
-    assert "Seq Scan" not in _scans(plan["Plan"]), json.dumps(plan["Plan"], indent=1)
-    assert buffers(plan["Plan"]) < FEW_BUFFERS, json.dumps(plan["Plan"], indent=1)
+    for plan in (custom, generic):  # for these keys, and as PostgreSQL may keep it for any
+        assert "Seq Scan" not in _scans(plan), json.dumps(plan, indent=1)
+        assert buffers(plan) < FEW_BUFFERS, json.dumps(plan, indent=1)

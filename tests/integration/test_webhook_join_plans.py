@@ -5,14 +5,13 @@ sample a collector ever sent."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import TextClause
 
 from projections import samples_store
+from tests.integration.plans import positional
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +42,6 @@ async def _fill(engine: AsyncEngine) -> None:
         await conn.execute(text("ANALYZE projections.samples, projections.pending_webhooks"))
 
 
-def _positional(statement: TextClause) -> str:
-    """The statement with $1..$3 for its named parameters, for PREPARE."""
-    numbers = {name: f"${i}" for i, name in enumerate(PARAMS, start=1)}
-    return re.sub(r":(apps|pids|cids)\b", lambda m: numbers[m.group(1)], statement.text)
-
-
 @pytest.mark.parametrize("statement", ["_LOAD_JOINED", "_LOAD_WAITING"])
 async def test_the_join_lookups_of_a_webhook_read_through_the_indexes(engine: AsyncEngine, statement: str) -> None:
     await _fill(engine)
@@ -58,7 +51,7 @@ async def test_the_join_lookups_of_a_webhook_read_through_the_indexes(engine: As
         custom = "\n".join(row[0] for row in await conn.execute(text(f"EXPLAIN {query.text}"), PARAMS))
         # A prepared statement (asyncpg prepares every statement) may be planned once for any parameters.
         await conn.execute(text("SET plan_cache_mode = force_generic_plan"))
-        await conn.execute(text(f"PREPARE joined (text[], text[], text[]) AS {_positional(query)}"))
+        await conn.execute(text(f"PREPARE joined (text[], text[], text[]) AS {positional(query.text, list(PARAMS))}"))
         arrays = ", ".join("'{" + ",".join(values) + "}'" for values in PARAMS.values())  # EXECUTE takes no binds
         generic = "\n".join(row[0] for row in await conn.execute(text(f"EXPLAIN EXECUTE joined ({arrays})")))
     assert len(found) == 2  # sample or webhook 17 by application id, 3 by (product, creator)
